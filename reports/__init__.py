@@ -1,0 +1,1 @@
+"""Reports on campaign records (diagnostics, comparisons, plots, HTML): see issue 3."""

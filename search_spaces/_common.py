@@ -1,0 +1,55 @@
+"""What every builder shares: optimizer, loss and metrics, the output layer, normalization."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import keras
+
+from search_spaces.keys import TRAIN_KEYS
+
+
+def make_optimizer(values: Mapping[str, Any]) -> keras.optimizers.Optimizer:
+    name = values.get("optimizer", TRAIN_KEYS["optimizer"].default)
+    rate = float(values.get("learning_rate", TRAIN_KEYS["learning_rate"].default))
+    if name == "sgd":
+        return keras.optimizers.SGD(rate, momentum=float(values.get("momentum", 0.0)))
+    if name == "rmsprop":
+        return keras.optimizers.RMSprop(rate)
+    if name == "adam":
+        return keras.optimizers.Adam(rate)
+    raise ValueError(f"optimizer: unknown {name!r}")
+
+
+def compile_model(model: keras.Model, values: Mapping[str, Any], task: str) -> keras.Model:
+    """Compile for `task`: cross-entropy and accuracy, or mean squared error and MAE."""
+    if task == "classification":
+        loss, metrics = "sparse_categorical_crossentropy", ["accuracy"]
+    else:
+        loss, metrics = "mean_squared_error", ["mae"]
+    model.compile(optimizer=make_optimizer(values), loss=loss, metrics=metrics)
+    return model
+
+
+def output_layer(n_outputs: int, task: str, regularizer: Any) -> keras.layers.Dense:
+    activation = "softmax" if task == "classification" else None
+    return keras.layers.Dense(
+        n_outputs, activation=activation, kernel_regularizer=regularizer, name="output"
+    )
+
+
+def per_layer(value: Any, count: int, key: str) -> list[Any]:
+    """One value per layer: a list of exactly `count`, or a single value repeated."""
+    if isinstance(value, (list, tuple)):
+        if len(value) != count:
+            raise ValueError(f"{key}: {len(value)} values for {count} layers")
+        return list(value)
+    return [value] * count
+
+
+def normalize_and_activate(x: Any, values: Mapping[str, Any], suffix: str) -> Any:
+    """[BatchNormalization ->] activation, named after the layer they follow."""
+    if values["batch_norm"]:
+        x = keras.layers.BatchNormalization(name=f"batch_norm_{suffix}")(x)
+    return keras.layers.Activation(values["activation"], name=f"activation_{suffix}")(x)

@@ -1,0 +1,112 @@
+"""The values each builder and the training loop understand: type, default and valid range.
+
+A campaign file may fix or search only these keys; `check` names what is wrong with one value, so
+the same rule validates a fixed value, each element of a choice, and both ends of a range.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+ACTIVATIONS = ("relu", "tanh", "sigmoid", "gelu")
+OPTIMIZERS = ("sgd", "adam", "rmsprop")
+REGULARIZERS = ("none", "l1", "l2", "l1l2")
+
+
+@dataclass(frozen=True)
+class KeySpec:
+    """One key: its type, default, and valid values (`low`/`high` bounds or `choices`)."""
+
+    kind: type
+    default: Any
+    low: float | None = None
+    high: float | None = None
+    high_open: bool = False
+    choices: tuple[Any, ...] | None = None
+    per_layer: bool = False  # may also be a list with one value per layer or block
+    doc: str = ""
+
+    def coerce(self, value: Any) -> Any:
+        """The value in this key's type (an int where a float is expected becomes a float)."""
+        if self.kind is float and isinstance(value, int) and not isinstance(value, bool):
+            return float(value)
+        return value
+
+    def check(self, value: Any) -> str | None:
+        """None when `value` is valid, else what is wrong with it."""
+        if self.per_layer and isinstance(value, list):
+            if not value:
+                return "an empty list"
+            return next((p for p in map(self.check, value) if p), None)
+        if self.kind is float:
+            ok_type = isinstance(value, (int, float)) and not isinstance(value, bool)
+        else:
+            ok_type = isinstance(value, self.kind) and not (
+                self.kind is int and isinstance(value, bool)
+            )
+        if not ok_type:
+            return f"{value!r} is not {_TYPE_NAMES[self.kind]}"
+        if self.choices is not None and value not in self.choices:
+            return f"{value!r} is not one of {', '.join(map(str, self.choices))}"
+        if self.low is not None and value < self.low or (
+            self.high is not None and (value >= self.high if self.high_open else value > self.high)
+        ):
+            upper = "inf" if self.high is None else f"{self.high:g}"
+            return f"{value!r} is outside [{self.low:g}, {upper}{')' if self.high_open else ']'}"
+        return None
+
+
+_TYPE_NAMES = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
+
+_RATE = dict(kind=float, default=0.0, low=0.0, high=1.0, high_open=True)
+_STRENGTH = dict(kind=float, default=0.0, low=0.0)
+
+# Shared by both builders: regularization and normalization of kernels.
+_REGULARIZATION = {
+    "regularizer": KeySpec(
+        str, None, choices=REGULARIZERS,
+        doc="kernel regularizer family; unset: inferred from which of l1, l2 are > 0",
+    ),
+    "l1": KeySpec(**_STRENGTH, doc="L1 strength on every kernel"),
+    "l2": KeySpec(**_STRENGTH, doc="L2 strength on every kernel"),
+    "batch_norm": KeySpec(bool, False, doc="batch normalization before each activation"),
+    "activation": KeySpec(str, "relu", choices=ACTIVATIONS),
+}
+
+MLP_KEYS: dict[str, KeySpec] = {
+    "hidden_layers": KeySpec(int, 2, low=0),
+    "units": KeySpec(int, 128, low=1, per_layer=True, doc="one value or one per hidden layer"),
+    "dropout": KeySpec(**_RATE, doc="Dropout rate after each hidden layer"),
+    "input_dropout": KeySpec(**_RATE, doc="Dropout rate on the inputs"),
+    **_REGULARIZATION,
+}
+
+CNN_KEYS: dict[str, KeySpec] = {
+    "conv_blocks": KeySpec(int, 2, low=1),
+    "filters": KeySpec(int, 32, low=1, per_layer=True, doc="one value or one per block"),
+    "kernel_size": KeySpec(int, 3, low=1),
+    "convs_per_block": KeySpec(int, 1, low=1),
+    "pooling": KeySpec(str, "max", choices=("max", "average", "none")),
+    "block_dropout": KeySpec(**_RATE, doc="Dropout rate after each conv block"),
+    "spatial_dropout": KeySpec(bool, False, doc="SpatialDropout2D instead of Dropout in blocks"),
+    "dense_layers": KeySpec(int, 1, low=0),
+    "dense_units": KeySpec(int, 128, low=1),
+    "dropout": KeySpec(**_RATE, doc="Dropout rate after each dense layer of the head"),
+    **_REGULARIZATION,
+}
+
+TRAIN_KEYS: dict[str, KeySpec] = {
+    "epochs": KeySpec(int, 20, low=1),
+    "batch_size": KeySpec(int, 64, low=1),
+    "optimizer": KeySpec(str, "adam", choices=OPTIMIZERS),
+    "learning_rate": KeySpec(float, 1e-3, low=1e-12, high=10.0),
+    "momentum": KeySpec(float, 0.0, low=0.0, high=1.0, high_open=True, doc="sgd only"),
+}
+
+BUILDER_KEYS: dict[str, dict[str, KeySpec]] = {"mlp": MLP_KEYS, "cnn": CNN_KEYS}
+
+
+def defaults(builder: str) -> dict[str, Any]:
+    """Every model and training key of `builder` with its default value."""
+    return {k: s.default for k, s in {**BUILDER_KEYS[builder], **TRAIN_KEYS}.items()}

@@ -1,0 +1,194 @@
+"""Running a campaign: freeze it in its folder, ask the engine, train every configuration once
+per seed, record everything, and evaluate the chosen configuration on the test split.
+
+Folder layout: campaign.json (the resolved campaign, frozen), campaign.toml (the file as given),
+manifest.json, records.sqlite (study.store), weights/ (best-epoch weights of each run), and the
+engine's own state (optuna.sqlite or keras_tuner/).
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from pathlib import Path
+from typing import Any
+
+from search_spaces import configuration_key
+from study.config import Campaign
+from study.data import Dataset, load_dataset
+from study.drivers import Driver, Proposal, make_driver
+from study.manifest import build_manifest
+from study.progress import Progress
+from study.records import CAMPAIGN_FILE, load, rank_configurations, summarize_history
+from study.results import COMPLETE, FAILED, FINISHED
+from study.seeding import derive_seed
+from study.store import STORE_NAME, RecordStore
+from study.trial import evaluate_run, train_run
+
+
+class CampaignError(RuntimeError):
+    """The campaign cannot go on (a changed campaign file, too many failures)."""
+
+
+def run_campaign(
+    campaign: Campaign,
+    directory: str | Path,
+    *,
+    source_text: str | None = None,
+    command: str = "",
+    progress: bool = True,
+) -> dict[str, Any] | None:
+    """Run (or resume) `campaign` in `directory`; returns the chosen configuration's summary."""
+    directory = Path(directory)
+    data = load_dataset(  # bad data is refused before anything is written
+        campaign.dataset,
+        validation_fraction=campaign.validation_fraction,
+        test_fraction=campaign.test_fraction,
+        seed=campaign.seed,
+        limit=campaign.limit,
+    )
+    directory.mkdir(parents=True, exist_ok=True)
+    freeze_campaign(campaign, directory, source_text)
+    manifest = build_manifest(campaign, data_fingerprint=data.fingerprint(), command=command)
+    (directory / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    store = RecordStore(directory / STORE_NAME)
+    driver = make_driver(campaign, directory)
+    try:
+        driver.open()
+        n_configurations = campaign.n_configurations()
+        total = None if n_configurations is None else n_configurations * len(campaign.seeds)
+        with Progress(total=total, enabled=progress) as bar:
+            _TrialLoop(campaign, data, store, driver, directory, bar).run()
+        return evaluate_chosen(campaign, data, store, directory)
+    finally:
+        driver.close()
+        store.close()
+
+
+def freeze_campaign(campaign: Campaign, directory: Path, source_text: str | None) -> None:
+    """Write the resolved campaign, or refuse to resume one whose trials would differ."""
+    frozen = directory / CAMPAIGN_FILE
+    if frozen.exists():
+        before = json.loads(frozen.read_text())
+        changed = _changed_keys(before, campaign.resolved)
+        if changed:
+            raise CampaignError(
+                f"{directory}: holds a different campaign; changed keys: {', '.join(changed)}. "
+                "Use another --out folder, or restore the file."
+            )
+        return
+    frozen.write_text(json.dumps(campaign.resolved, indent=2))
+    if source_text is not None:
+        (directory / "campaign.toml").write_text(source_text)
+
+
+def _changed_keys(before: Any, after: Any, prefix: str = "") -> list[str]:
+    if isinstance(before, dict) and isinstance(after, dict):
+        keys = list(dict.fromkeys([*before, *after]))
+        return [c for k in keys for c in _changed_keys(before.get(k), after.get(k), f"{prefix}{k}.")]
+    return [] if before == after else [prefix.rstrip(".")]
+
+
+class _TrialLoop:
+    """Ask, train each seed (or find it in the store), tell; stop after too many failures."""
+
+    def __init__(self, campaign: Campaign, data: Dataset, store: RecordStore, driver: Driver,
+                 directory: Path, bar: Progress) -> None:
+        self.campaign, self.data, self.store, self.driver = campaign, data, store, driver
+        self.directory, self.bar = directory, bar
+        self.best: float | None = None
+
+    def run(self) -> None:
+        failures = 0
+        while (proposal := self.driver.ask()) is not None:
+            objective, status, failure = self.train(proposal)
+            self.driver.tell(proposal, objective, status, failure)
+            failures = failures + 1 if status == FAILED else 0
+            if failures >= self.campaign.max_consecutive_failures:
+                raise CampaignError(
+                    f"{failures} configurations failed in a row (campaign.max_consecutive_failures);"
+                    f" the last: {failure}"
+                )
+
+    def train(self, proposal: Proposal) -> tuple[float | None, str, str]:
+        """The objective (mean over seeds), status and failure reason of one configuration."""
+        c = self.campaign
+        values = c.values(proposal.values)
+        key = configuration_key(values)
+        trial = self.store.trial_for(key, values)
+        scores = []
+        for i, seed in enumerate(c.seeds):
+            run = self.store.run(trial, seed)
+            if run is None or run.status not in FINISHED:
+                self.store.start_run(trial, seed)
+                self.bar.start_run(trial, seed, int(values["epochs"]))
+                result = train_run(
+                    values,
+                    builder=c.builder,
+                    data=self.data,
+                    seed=derive_seed(c.seed, key, seed),
+                    objective=c.objective,
+                    direction=c.direction,
+                    weights_path=weights_path(self.directory, trial, seed),
+                    on_epoch=self._epoch_hook(proposal, prune=i == 0),
+                )
+                self.store.finish_run(trial, seed, result)
+                status, history, failure = result.status, result.history, result.failure
+            else:
+                status, history, failure = run.status, run.history, run.failure
+            self.bar.finish_run()
+            if status != COMPLETE:  # the configuration is failed or pruned: skip its other seeds
+                self.bar.skip(len(c.seeds) - i - 1)
+                return None, status, failure
+            scores.append(summarize_history(history, c.objective, c.direction)[f"best_{c.objective}"])
+        objective = statistics.fmean(scores)
+        self._note_best(objective)
+        return objective, COMPLETE, ""
+
+    def _epoch_hook(self, proposal: Proposal, *, prune: bool):
+        def hook(epoch: int, value: float) -> bool:
+            self.bar.epoch(epoch)
+            # Pruning compares configurations on their first seed, epoch by epoch.
+            return prune and self.driver.should_prune(proposal, epoch, value)
+
+        return hook
+
+    def _note_best(self, objective: float) -> None:
+        better = self.best is None or (
+            objective > self.best if self.campaign.direction == "maximize" else objective < self.best
+        )
+        if better:
+            self.best = objective
+            self.bar.best(self.campaign.objective, objective)
+
+
+def weights_path(directory: Path, trial: int, seed: int) -> Path:
+    return directory / "weights" / f"trial-{trial}-seed-{seed}.npz"
+
+
+def evaluate_chosen(
+    campaign: Campaign, data: Dataset, store: RecordStore, directory: Path
+) -> dict[str, Any] | None:
+    """Choose the best configuration on validation (mean over seeds), then evaluate it once per
+    seed on the test split. The test split chooses nothing."""
+    trials = load(directory).trials
+    ranking = rank_configurations(trials, campaign.objective, campaign.direction)
+    if ranking.empty:
+        return None
+    chosen = int(ranking.loc[0, "trial"])
+    values = store.configurations()[chosen]
+    test: dict[int, dict[str, float]] = {}
+    for seed in campaign.seeds:
+        run = store.run(chosen, seed)
+        if run.test is None:
+            metrics = evaluate_run(values, builder=campaign.builder, data=data,
+                                   weights_path=weights_path(directory, chosen, seed))
+            store.set_test(chosen, seed, metrics)
+        test[seed] = store.run(chosen, seed).test
+    store.set_meta("chosen_trial", chosen)
+    return {
+        "trial": chosen,
+        "values": {k: values[k] for k in campaign.space.params if k in values},
+        "validation": {"mean": float(ranking.loc[0, "mean"]), "std": float(ranking.loc[0, "std"])},
+        "test": test,
+    }

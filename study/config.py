@@ -1,0 +1,297 @@
+"""The campaign file: read, validated up front, resolved with every default filled in.
+
+Every problem is reported with its key (`space.dropout: 1.5 is outside [0, 1)`), all of them at once,
+before any data is loaded or model trained. Unknown keys are errors.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from study.results import direction_of
+from search_spaces import (
+    BUILDER_KEYS,
+    PRESETS,
+    TRAIN_KEYS,
+    Choice,
+    Condition,
+    Float,
+    Int,
+    KeySpec,
+    Param,
+    SearchSpace,
+)
+
+STRATEGIES = {
+    "optuna": ("grid", "random", "quasi-random", "tpe"),
+    "keras-tuner": ("grid", "random", "bayesian", "hyperband"),
+}
+PRUNERS = ("none", "median", "hyperband")
+
+
+class ConfigError(ValueError):
+    """One or more problems in a campaign file, one line each, each naming its key."""
+
+
+@dataclass(frozen=True)
+class Campaign:
+    """A validated campaign. `resolved` is the plain mapping it was built from, defaults filled."""
+
+    name: str
+    engine: str
+    strategy: str
+    seeds: tuple[int, ...]
+    seed: int
+    max_trials: int
+    objective: str
+    pruner: str
+    storage: str | None
+    max_consecutive_failures: int
+    dataset: str
+    validation_fraction: float
+    test_fraction: float
+    limit: int | None
+    builder: str
+    fixed: dict[str, Any]
+    space: SearchSpace
+    resolved: dict[str, Any]
+
+    @property
+    def direction(self) -> str:
+        """"minimize" for losses and errors, else "maximize"."""
+        return direction_of(self.objective)
+
+    @property
+    def fingerprint(self) -> str:
+        """sha256 of the resolved campaign: equal fingerprints train equal trials."""
+        return hashlib.sha256(json.dumps(self.resolved, sort_keys=True).encode()).hexdigest()
+
+    def values(self, searched: Mapping[str, Any]) -> dict[str, Any]:
+        """Every model and training value of one configuration: fixed ones, then searched ones."""
+        return {**self.fixed, **searched}
+
+    def n_configurations(self) -> int | None:
+        """Configurations the campaign will try: the grid's size, max_trials, or None when the
+        engine decides as it goes (Hyperband)."""
+        if self.strategy == "hyperband":
+            return None
+        return self.space.grid_size() if self.strategy == "grid" else self.max_trials
+
+
+def load_campaign(path: str | Path | None) -> Campaign:
+    """Read and validate a campaign file; None gives the built-in default campaign."""
+    if path is None:
+        text = resources.files("study").joinpath("defaults/campaign.toml").read_text()
+        return parse_campaign(tomllib.loads(text), source="default campaign")
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such campaign file") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError(f"{path}: cannot read it ({error})") from None
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{path}: not valid TOML ({error})") from None
+    return parse_campaign(raw, source=str(path))
+
+
+def parse_campaign(raw: Mapping[str, Any], *, source: str = "campaign") -> Campaign:
+    """Validate a parsed campaign mapping; raises ConfigError listing every problem."""
+    problems: list[str] = []
+    sections = ("campaign", "data", "model", "train", "space")
+    for name in raw:
+        if name not in sections:
+            problems.append(f"{name}: unknown section (expected {', '.join(sections)})")
+    tables = {}
+    for name in sections:
+        table = raw.get(name, {})
+        if not isinstance(table, dict):
+            problems.append(f"{name}: must be a table, got {table!r}")
+            table = {}
+        tables[name] = table
+    reader = _Reader(problems)
+
+    c = reader.section("campaign", tables["campaign"], _CAMPAIGN_KEYS)
+    d = reader.section("data", tables["data"], _DATA_KEYS)
+    builder = tables["model"].get("builder", "mlp")
+    if builder not in BUILDER_KEYS:
+        problems.append(f"model.builder: {builder!r} is not one of {', '.join(BUILDER_KEYS)}")
+        builder = "mlp"
+    model_keys = {"builder": KeySpec(str, "mlp")} | BUILDER_KEYS[builder]
+    m = reader.section("model", tables["model"], model_keys)
+    t = reader.section("train", tables["train"], TRAIN_KEYS)
+    space = reader.space(tables["space"], builder)
+
+    if c["strategy"] not in STRATEGIES.get(c["engine"], ()):
+        allowed = ", ".join(STRATEGIES.get(c["engine"], ()))
+        problems.append(f"campaign.strategy: {c['engine']} offers {allowed}, not {c['strategy']!r}")
+    if c["pruner"] != "none" and c["engine"] != "optuna":
+        problems.append("campaign.pruner: only the optuna engine prunes (use strategy = \"hyperband\")")
+    if c["storage"] is not None and c["engine"] != "optuna":
+        problems.append("campaign.storage: only the optuna engine takes a storage URL")
+    if not c["objective"].startswith("val_"):
+        problems.append(f"campaign.objective: {c['objective']!r} must be a validation metric (val_...)")
+    if not isinstance(c["seeds"], list):
+        problems.append(f"campaign.seeds: must be a list of integers, like [0, 1, 2]")
+        c["seeds"] = [0]
+    if not c["seeds"] or len(set(c["seeds"])) != len(c["seeds"]):
+        problems.append(f"campaign.seeds: needs one or more distinct seeds, got {c['seeds']}")
+    for name in space.params if space else ():
+        section = "train" if name in TRAIN_KEYS else "model"
+        if name in tables[section]:
+            problems.append(f"space.{name}: also fixed in {section}.{name}; keep one")
+    if space and c["strategy"] == "grid":
+        for name, param in space.params.items():
+            if isinstance(param, Float) and param.step is None:
+                problems.append(f"space.{name}: a grid needs a list or a range with a step")
+    if space and c["strategy"] == "hyperband" and "epochs" in space.params:
+        problems.append("space.epochs: hyperband chooses the epochs itself; fix train.epochs")
+    if problems:
+        raise ConfigError("\n".join(f"{source}: {p}" for p in problems))
+
+    fixed = {k: v for k, v in (m | t).items() if k != "builder" and k not in space.params}
+    resolved = {
+        "campaign": c,
+        "data": d,
+        "model": m,
+        "train": t,
+        "space": json.loads(space.to_json()),
+    }
+    return Campaign(
+        name=c["name"], engine=c["engine"], strategy=c["strategy"], seeds=tuple(c["seeds"]),
+        seed=c["seed"], max_trials=c["max_trials"], objective=c["objective"],
+        pruner=c["pruner"], storage=c["storage"],
+        max_consecutive_failures=c["max_consecutive_failures"], dataset=d["dataset"],
+        validation_fraction=d["validation_fraction"], test_fraction=d["test_fraction"],
+        limit=d["limit"], builder=builder, fixed=fixed, space=space, resolved=resolved,
+    )
+
+
+_CAMPAIGN_KEYS = {
+    "name": KeySpec(str, "campaign"),
+    "engine": KeySpec(str, "optuna", choices=tuple(STRATEGIES)),
+    "strategy": KeySpec(str, "grid", choices=tuple(sorted({s for v in STRATEGIES.values() for s in v}))),
+    "seeds": KeySpec(int, [0], low=-(2**31), high=2**31 - 1, per_layer=True),
+    "seed": KeySpec(int, 0, low=0, high=2**31 - 1, doc="seeds the sampler and every trial's seed"),
+    "max_trials": KeySpec(int, 20, low=1),
+    "objective": KeySpec(str, "val_accuracy"),
+    "pruner": KeySpec(str, "none", choices=PRUNERS),
+    "storage": KeySpec(str, None, doc="Optuna storage URL; default: SQLite in the campaign folder"),
+    "max_consecutive_failures": KeySpec(int, 5, low=1),
+}
+_DATA_KEYS = {
+    "dataset": KeySpec(str, "digits"),
+    "validation_fraction": KeySpec(float, 0.2, low=0.01, high=0.99),
+    "test_fraction": KeySpec(float, 0.2, low=0.01, high=0.99),
+    "limit": KeySpec(int, None, low=10, doc="keep this many training examples"),
+}
+_RANGE_KEYS = {"low", "high", "log", "step", "when"}
+_CHOICE_KEYS = {"values", "when"}
+
+
+class _Reader:
+    """Reads tables against key specs, appending each problem (with its key) to `problems`."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+
+    def value(self, key: str, spec: KeySpec, value: Any) -> Any:
+        if spec.per_layer and isinstance(value, list):
+            value = [spec.coerce(v) for v in value]
+        else:
+            value = spec.coerce(value)
+        problem = spec.check(value)
+        if problem:
+            self.problems.append(f"{key}: {problem}")
+        return value
+
+    def section(self, name: str, table: Mapping[str, Any], specs: Mapping[str, KeySpec]) -> dict:
+        out = {k: spec.default for k, spec in specs.items()}
+        for key, value in table.items():
+            if key not in specs:
+                self.problems.append(f"{name}.{key}: unknown key{_suggest(key, specs)}")
+            else:
+                out[key] = self.value(f"{name}.{key}", specs[key], value)
+        return out
+
+    def space(self, table: Mapping[str, Any], builder: str) -> SearchSpace | None:
+        specs = BUILDER_KEYS[builder] | TRAIN_KEYS
+        params: dict[str, Param] = {}
+        table = dict(table)
+        preset = table.pop("preset", None)
+        if preset is not None:
+            if preset not in PRESETS:
+                self.problems.append(f"space.preset: {preset!r} is not one of {', '.join(PRESETS)}")
+            else:
+                params.update(PRESETS[preset](builder).params)
+        for name, value in table.items():
+            key = f"space.{name}"
+            if name not in specs:
+                self.problems.append(f"{key}: unknown key{_suggest(name, specs)}")
+                continue
+            param = self.param(key, specs[name], value, params)
+            if param is not None:
+                params[name] = param
+        try:
+            return SearchSpace(params)
+        except ValueError as error:
+            self.problems.append(f"space: {error}")
+            return None
+
+    def param(self, key: str, spec: KeySpec, value: Any, before: Mapping[str, Param]) -> Param | None:
+        if isinstance(value, list):
+            value = {"values": value}
+        if not isinstance(value, dict):
+            self.problems.append(
+                f"{key}: a searched value is a list or a range table; fix a single value in "
+                f"[model] or [train]"
+            )
+            return None
+        allowed = _CHOICE_KEYS if "values" in value else _RANGE_KEYS
+        unknown = sorted(set(value) - allowed)
+        if unknown:
+            self.problems.append(f"{key}: unknown field {unknown[0]!r} (expected {', '.join(sorted(allowed))})")
+            return None
+        condition = self.condition(key, value.get("when"), before)
+        try:
+            if "values" in value:
+                values = tuple(self.value(key, spec, v) for v in value["values"])
+                return Choice(values, condition=condition)
+            if "low" not in value or "high" not in value:
+                self.problems.append(f"{key}: a range needs low and high")
+                return None
+            low, high = (self.value(key, spec, value[b]) for b in ("low", "high"))
+            if spec.kind is int:
+                return Int(low, high, step=value.get("step", 1), log=value.get("log", False), condition=condition)
+            if spec.kind is float:
+                return Float(low, high, log=value.get("log", False), step=value.get("step"), condition=condition)
+            self.problems.append(f"{key}: {spec.kind.__name__} values take a list, not a range")
+        except (ValueError, TypeError) as error:
+            self.problems.append(f"{key}: {error}")
+        return None
+
+    def condition(self, key: str, when: Any, before: Mapping[str, Param]) -> Condition | None:
+        if when is None:
+            return None
+        if not isinstance(when, dict) or len(when) != 1:
+            self.problems.append(f"{key}.when: must be one table entry, like {{ regularizer = [\"l1\"] }}")
+            return None
+        (parent, values), = when.items()
+        if parent not in before:
+            self.problems.append(f"{key}.when: {parent!r} must be a searched key listed before it")
+            return None
+        values = tuple(values) if isinstance(values, list) else (values,)
+        return Condition(parent, values)
+
+
+def _suggest(key: str, specs: Mapping[str, Any]) -> str:
+    close = difflib.get_close_matches(key, list(specs), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else f" (expected one of {', '.join(specs)})"

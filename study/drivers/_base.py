@@ -1,0 +1,51 @@
+"""The boundary between an engine (what to try next) and the trial loop (how to train it).
+
+Call order: `open()` once (creates or resumes the engine's state in the campaign folder), then
+`ask()` and `tell()` until `ask()` returns None, then `close()`. `ask()` may be called several
+times before the matching `tell()`s, so a batch of configurations can be trained together.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from study.config import Campaign
+
+
+@dataclass
+class Proposal:
+    """One configuration the engine wants trained: its searched values (active ones only; an
+    engine that sets the epoch budget, as Hyperband, puts it in `values["epochs"]`)."""
+
+    values: dict[str, Any]
+    handle: Any = None  # the engine's own trial object
+
+
+class Driver(abc.ABC):
+    """Translates the campaign's search space for one engine and runs its ask/tell loop."""
+
+    def __init__(self, campaign: Campaign, directory: Path) -> None:
+        self.campaign = campaign
+        self.directory = Path(directory)
+
+    @abc.abstractmethod
+    def open(self) -> None:
+        """Create the engine's state, or resume it; runs left unfinished are asked for again."""
+
+    @abc.abstractmethod
+    def ask(self) -> Proposal | None:
+        """The next configuration to train, or None when the search is over."""
+
+    @abc.abstractmethod
+    def tell(self, proposal: Proposal, objective: float | None, status: str, failure: str = "") -> None:
+        """Report a configuration's objective (mean over seeds) and status."""
+
+    def should_prune(self, proposal: Proposal, epoch: int, value: float) -> bool:
+        """Report an intermediate objective; True stops the configuration (engines that prune)."""
+        return False
+
+    def close(self) -> None:
+        """Release the engine's resources."""

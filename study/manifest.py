@@ -1,0 +1,70 @@
+"""The reproducibility manifest: what ran, on what, with which data and seeds."""
+
+from __future__ import annotations
+
+import datetime
+import platform
+import subprocess
+import sys
+from importlib import metadata
+from typing import Any
+
+from study.config import Campaign
+
+PACKAGES = ("regstudy", "keras", "tensorflow", "jax", "torch", "keras-tuner", "optuna", "numpy",
+            "scikit-learn", "pandas")
+
+
+def build_manifest(campaign: Campaign, *, data_fingerprint: str, command: str) -> dict[str, Any]:
+    import keras
+
+    return {
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "command": command,
+        "campaign_fingerprint": campaign.fingerprint,
+        "data_fingerprint": data_fingerprint,
+        "engine": campaign.engine,
+        "seeds": list(campaign.seeds),
+        "campaign_seed": campaign.seed,
+        "keras_backend": keras.backend.backend(),
+        "devices": _devices(keras.backend.backend()),
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "packages": {name: _version(name) for name in PACKAGES if _version(name)},
+        "git_commit": _git_commit(),
+    }
+
+
+def _version(package: str) -> str | None:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def _devices(backend: str) -> list[str]:
+    """The accelerators the backend sees ("cpu" when none)."""
+    try:
+        if backend == "tensorflow":
+            import tensorflow as tf
+
+            return [d.name for d in tf.config.list_physical_devices()]
+        if backend == "jax":
+            import jax
+
+            return [str(d) for d in jax.devices()]
+        if backend == "torch":
+            import torch
+
+            return [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())] or ["cpu"]
+    except Exception as error:  # a manifest must not stop a campaign
+        return [f"unknown ({error})"]
+    return ["cpu"]
+
+
+def _git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None

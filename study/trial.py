@@ -1,0 +1,126 @@
+"""Training one configuration with one seed: the unit of work every driver asks for.
+
+A run never raises for a bad configuration: divergence and exceptions become a FAILED result with
+its reason, so the campaign goes on. Interrupts (Ctrl-C) propagate.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+
+from search_spaces import BUILDERS
+from study.data import Dataset
+from study.results import COMPLETE, FAILED, PRUNED, RunResult
+from study.seeding import seed_everything
+
+# Called after each epoch with (epoch, value of the objective); True stops the run as PRUNED.
+EpochHook = Callable[[int, float], bool]
+
+
+def build_model(values: Mapping[str, Any], builder: str, data: Dataset) -> keras.Model:
+    return BUILDERS[builder](
+        values, input_shape=data.input_shape, n_outputs=data.n_outputs, task=data.task
+    )
+
+
+def train_run(
+    values: Mapping[str, Any],
+    *,
+    builder: str,
+    data: Dataset,
+    seed: int,
+    objective: str,
+    direction: str,
+    weights_path: Path | None = None,
+    on_epoch: EpochHook | None = None,
+) -> RunResult:
+    """Train one configuration from scratch with `seed`; keep the best epoch's weights.
+
+    The weights of the epoch with the best `objective` are saved to `weights_path` (NumPy .npz),
+    for the test-split evaluation of the chosen configuration when the search ends.
+    """
+    start = time.perf_counter()
+    keras.utils.clear_session(free_memory=True)
+    seed_everything(seed)
+    tracker = _Tracker(objective, direction, on_epoch)
+    try:
+        model = build_model(values, builder, data)
+        model.fit(
+            data.x_train,
+            data.y_train,
+            validation_data=(data.x_val, data.y_val),
+            epochs=int(values["epochs"]),
+            batch_size=int(values["batch_size"]),
+            verbose=0,
+            callbacks=[tracker],
+        )
+        if tracker.best_weights is not None and weights_path is not None:
+            weights_path.parent.mkdir(parents=True, exist_ok=True)
+            np.savez(weights_path, *tracker.best_weights)
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except Exception as error:  # one bad configuration must not stop the campaign
+        tracker.status, tracker.failure = FAILED, f"{type(error).__name__}: {error}".strip()
+    return RunResult(
+        status=tracker.status,
+        history=tracker.history,
+        duration_s=time.perf_counter() - start,
+        failure=tracker.failure,
+    )
+
+
+def evaluate_run(
+    values: Mapping[str, Any], *, builder: str, data: Dataset, weights_path: Path
+) -> dict[str, float]:
+    """The test-split metrics of a finished run, from its saved best-epoch weights."""
+    keras.utils.clear_session(free_memory=True)
+    model = build_model(values, builder, data)
+    with np.load(weights_path) as saved:
+        model.set_weights([saved[f"arr_{i}"] for i in range(len(saved.files))])
+    scores = model.evaluate(
+        data.x_test, data.y_test, batch_size=int(values["batch_size"]), verbose=0, return_dict=True
+    )
+    return {name: float(value) for name, value in scores.items()}
+
+
+class _Tracker(keras.callbacks.Callback):
+    """Records `train_<metric>` / `val_<metric>` per epoch, stops on divergence or pruning, and
+    keeps a copy of the weights of the best epoch so far."""
+
+    def __init__(self, objective: str, direction: str, on_epoch: EpochHook | None) -> None:
+        super().__init__()
+        self.objective, self.sign = objective, 1.0 if direction == "maximize" else -1.0
+        self.on_epoch = on_epoch
+        self.history: dict[str, list[float]] = {}
+        self.best_score = -math.inf
+        self.best_weights: list[np.ndarray] | None = None
+        self.status, self.failure = COMPLETE, ""
+
+    def on_epoch_end(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
+        for name, value in (logs or {}).items():
+            column = name if name.startswith("val_") else f"train_{name}"
+            self.history.setdefault(column, []).append(float(value))
+        loss = self.history.get("train_loss", [0.0])[-1]
+        if not math.isfinite(loss):
+            self.status, self.failure = FAILED, f"diverged: training loss {loss} at epoch {epoch + 1}"
+            self.model.stop_training = True
+            return
+        if self.objective not in self.history:
+            self.status = FAILED
+            self.failure = f"objective {self.objective} is not among the metrics: {sorted(self.history)}"
+            self.model.stop_training = True
+            return
+        value = self.history[self.objective][-1]
+        if math.isfinite(value) and self.sign * value > self.best_score:
+            self.best_score = self.sign * value
+            self.best_weights = self.model.get_weights()
+        if self.on_epoch is not None and self.on_epoch(epoch + 1, value):
+            self.status = PRUNED
+            self.model.stop_training = True

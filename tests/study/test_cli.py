@@ -1,0 +1,102 @@
+"""The command line: exit status 2 and one message for bad input; status and export."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from study.cli import main
+from tests.conftest import tiny_campaign
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    """A tiny campaign run through the command line."""
+    directory = tmp_path_factory.mktemp("cli")
+    path = directory / "campaign.toml"
+    from tests.conftest import to_toml
+
+    path.write_text(to_toml(tiny_campaign(campaign={"seeds": [0]}, train={"epochs": 1})))
+    out = directory / "out"
+    assert main(["run", str(path), "--out", str(out), "--quiet"]) == 0
+    return path, out
+
+
+def test_run_prints_the_chosen_configuration_and_where_results_are(finished, capsys):
+    path, out = finished
+    assert main(["run", str(path), "--out", str(out), "--quiet"]) == 0  # resumes: nothing to do
+    printed = capsys.readouterr().out
+    assert "chosen: trial" in printed and "test accuracy" in printed
+    assert f"results: {out}" in printed
+    for name in ["campaign.json", "campaign.toml", "manifest.json", "records.sqlite"]:
+        assert (out / name).exists()
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["keras_backend"] and manifest["packages"]["optuna"].startswith("5.0")
+    assert len(manifest["data_fingerprint"]) == 64 and manifest["seeds"] == [0]
+
+
+def test_status_shows_progress_and_best(finished, capsys):
+    assert main(["status", str(finished[1])]) == 0
+    printed = capsys.readouterr().out
+    assert "configurations: 4; runs: 4 COMPLETE" in printed
+    assert "best so far: trial" in printed and "val_accuracy" in printed
+
+
+@pytest.mark.parametrize("fmt, read", [
+    ("csv", pd.read_csv), ("json", pd.read_json), ("parquet", pd.read_parquet),
+])
+def test_export_writes_trials_and_epochs(finished, fmt, read):
+    out = finished[1]
+    assert main(["export", str(out), "--format", fmt]) == 0
+    trials, epochs = read(out / f"trials.{fmt}"), read(out / f"epochs.{fmt}")
+    assert len(trials) == 4 and {"trial", "seed", "status", "param_dropout", "best_epoch",
+                                 "best_val_accuracy", "final_train_loss"} <= set(trials.columns)
+    assert len(epochs) == 4 and list(epochs.columns[:3]) == ["trial", "seed", "epoch"]
+
+
+def test_changed_campaign_is_refused_naming_the_keys(finished, tmp_path, capsys):
+    path, out = finished
+    changed = tmp_path / "changed.toml"
+    changed.write_text(path.read_text().replace("epochs = 1", "epochs = 3"))
+    assert main(["run", str(changed), "--out", str(out), "--quiet"]) == 2
+    assert "changed keys: train.epochs" in capsys.readouterr().err
+
+
+def test_bad_campaign_file_exits_2_naming_the_key(campaign_file, capsys):
+    path = campaign_file(tiny_campaign(space={"dropout": [0.0, 1.5]}))
+    assert main(["run", str(path), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("study: error: ") and "space.dropout: 1.5 is outside [0, 1)" in err
+
+
+def test_bad_data_exits_2_naming_the_file_before_training(tmp_path, campaign_file, capsys):
+    data = tmp_path / "bad.npz"
+    x = np.random.default_rng(0).random((50, 4)).astype("float32")
+    x[3, 1] = np.nan
+    np.savez(data, x=x, y=np.arange(50) % 2)
+    path = campaign_file(tiny_campaign(data={"dataset": f"npz:{data}"}))
+    out = tmp_path / "out"
+    assert main(["run", str(path), "--out", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "bad.npz" in err and "NaN" in err
+    assert not out.exists()
+
+
+def test_missing_campaign_folder_exits_2(tmp_path, capsys):
+    assert main(["status", str(tmp_path / "nowhere")]) == 2
+    assert "not a campaign folder" in capsys.readouterr().err
+
+
+def test_console_script_reports_without_traceback(campaign_file):
+    path = campaign_file(tiny_campaign(train={"optimizer": "adamw"}))
+    result = subprocess.run([sys.executable, "-m", "study.cli", "run", str(path)],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert "train.optimizer: 'adamw' is not one of sgd, adam, rmsprop" in result.stderr
+    flags = subprocess.run([sys.executable, "-m", "study.cli", "export", "x", "--format", "xls"],
+                           capture_output=True, text=True, timeout=60)
+    assert flags.returncode == 2 and "invalid choice: 'xls'" in flags.stderr

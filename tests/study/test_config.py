@@ -1,0 +1,120 @@
+import pytest
+
+from search_spaces import Choice, Condition, Float, Int
+from study.config import ConfigError, load_campaign, parse_campaign
+from tests.conftest import tiny_campaign
+
+
+def test_default_campaign_is_the_dropout_l2_grid():
+    campaign = load_campaign(None)
+    assert campaign.dataset == "digits" and campaign.builder == "mlp"
+    assert campaign.seeds == (0, 1, 2)
+    assert list(campaign.space.params) == ["dropout", "l2"]
+    assert campaign.n_configurations() == 9
+    assert campaign.direction == "maximize"
+
+
+def test_resolved_campaign_fills_defaults_and_keeps_searched_keys_out_of_fixed():
+    campaign = parse_campaign(tiny_campaign())
+    assert campaign.fixed["units"] == 16 and campaign.fixed["optimizer"] == "adam"
+    assert "dropout" not in campaign.fixed and "l2" not in campaign.fixed
+    assert campaign.resolved["train"]["learning_rate"] == 0.001
+    assert campaign.values({"dropout": 0.5, "l2": 0.0})["dropout"] == 0.5
+
+
+def test_space_forms():
+    raw = tiny_campaign(campaign={"strategy": "random"})
+    del raw["model"]["units"]
+    raw["space"] = {
+        "learning_rate": {"low": 1e-4, "high": 1e-2, "log": True},
+        "units": {"low": 32, "high": 256, "step": 32},
+        "regularizer": ["l1", "l2"],
+        "l1": {"values": [1e-5, 1e-4], "when": {"regularizer": ["l1"]}},
+    }
+    p = parse_campaign(raw).space.params
+    assert p["learning_rate"] == Float(1e-4, 1e-2, log=True)
+    assert p["units"] == Int(32, 256, step=32)
+    assert p["l1"] == Choice((1e-5, 1e-4), condition=Condition("regularizer", ("l1",)))
+
+
+def test_preset_with_an_added_key():
+    raw = tiny_campaign()
+    raw["space"] = {"preset": "dropout-l1", "activation": ["relu", "tanh"]}
+    assert list(parse_campaign(raw).space.params) == ["dropout", "l1", "activation"]
+
+
+def test_integers_where_floats_are_expected_are_accepted():
+    campaign = parse_campaign(tiny_campaign(train={"learning_rate": 1}, space={"l2": [0, 1]}))
+    assert campaign.fixed["learning_rate"] == 1.0
+    assert campaign.space.params["l2"].values == (0.0, 1.0)
+
+
+@pytest.mark.parametrize("sections, message", [
+    ({"campaign": {"engine": "hyperopt"}}, r"campaign\.engine: 'hyperopt' is not one of optuna, keras-tuner"),
+    ({"campaign": {"strategy": "tpe", "engine": "keras-tuner"}}, r"campaign\.strategy: keras-tuner offers"),
+    ({"campaign": {"strategy": "bayesian"}}, r"campaign\.strategy: optuna offers"),
+    ({"campaign": {"seeds": 3}}, r"campaign\.seeds: must be a list"),
+    ({"campaign": {"seeds": []}}, r"campaign\.seeds: needs one or more distinct seeds"),
+    ({"campaign": {"seeds": [1, 1]}}, r"campaign\.seeds: needs one or more distinct"),
+    ({"campaign": {"seeds": [0, "1"]}}, r"campaign\.seeds: '1' is not an integer"),
+    ({"campaign": {"max_trials": 0}}, r"campaign\.max_trials: 0 is outside \[1, inf\]"),
+    ({"campaign": {"objective": "test_accuracy"}}, r"campaign\.objective: .* must be a validation metric"),
+    ({"campaign": {"pruner": "median", "engine": "keras-tuner"}}, r"campaign\.pruner: only the optuna"),
+    ({"campaign": {"pruner": "asha"}}, r"campaign\.pruner: 'asha' is not one of"),
+    ({"campaign": {"storage": "sqlite:///x.db", "engine": "keras-tuner"}}, r"campaign\.storage"),
+    ({"campaign": {"sedes": [0]}}, r"campaign\.sedes: unknown key \(did you mean 'seeds'\?\)"),
+    ({"data": {"validation_fraction": 1.5}}, r"data\.validation_fraction: 1\.5 is outside"),
+    ({"data": {"dataset": 7}}, r"data\.dataset: 7 is not a string"),
+    ({"model": {"builder": "rnn"}}, r"model\.builder: 'rnn' is not one of mlp, cnn"),
+    ({"model": {"units": 0}}, r"model\.units: 0 is outside \[1, inf\]"),
+    ({"model": {"units": [16, "x"]}}, r"model\.units: 'x' is not an integer"),
+    ({"model": {"activation": "swish"}}, r"model\.activation: 'swish' is not one of relu"),
+    ({"model": {"filters": 8}}, r"model\.filters: unknown key"),
+    ({"model": {"dropout": 1.0}}, r"model\.dropout: 1\.0 is outside \[0, 1\)"),
+    ({"model": {"batch_norm": "yes"}}, r"model\.batch_norm: 'yes' is not true or false"),
+    ({"train": {"epochs": 0}}, r"train\.epochs: 0 is outside"),
+    ({"train": {"optimizer": "adamw"}}, r"train\.optimizer: 'adamw' is not one of sgd, adam, rmsprop"),
+    ({"train": {"learning_rate": -1.0}}, r"train\.learning_rate: -1\.0 is outside"),
+    ({"space": {"dropout": [0.0, 1.5]}}, r"space\.dropout: 1\.5 is outside \[0, 1\)"),
+    ({"space": {"dropout": []}}, r"space\.dropout: a choice needs at least one value"),
+    ({"space": {"dropout": 0.5}}, r"space\.dropout: a searched value is a list or a range"),
+    ({"space": {"l2": {"low": 1e-2, "high": 1e-4, "step": 1e-4}}}, r"space\.l2: low 0\.01 is greater than high"),
+    ({"space": {"learning_rate": {"low": 0.0, "high": 0.1, "log": True}}}, r"space\.learning_rate: 0\.0 is outside"),
+    ({"space": {"l2": {"low": 0.0, "high": 0.1, "log": True}, "dropout": [0.0]},
+      "campaign": {"strategy": "random"}}, r"space\.l2: a log scale needs low > 0"),
+    ({"space": {"learning_rate": {"low": 1e-4, "high": 1e-2}}}, r"space\.learning_rate: a grid needs a list or a range with a step"),
+    ({"space": {"l2": {"low": 1e-4}}}, r"space\.l2: a range needs low and high"),
+    ({"space": {"l2": {"low": 0.0, "high": 1.0, "steps": 0.1}}}, r"space\.l2: unknown field 'steps'"),
+    ({"space": {"optimizer": {"low": 1, "high": 2}}}, r"space\.optimizer: 1 is not a string"),
+    ({"space": {"unit": [16]}}, r"space\.unit: unknown key \(did you mean 'units'\?\)"),
+    ({"space": {"units": [16, 32]}}, r"space\.units: also fixed in model\.units"),
+    ({"space": {"l1": {"values": [1e-5], "when": {"regularizer": ["l1"]}}}}, r"space\.l1\.when: 'regularizer' must be a searched key"),
+    ({"space": {"preset": "dropout"}}, r"space\.preset: 'dropout' is not one of"),
+    ({"space": {"epochs": [1, 2]}, "campaign": {"engine": "keras-tuner", "strategy": "hyperband"}}, r"space\.epochs: hyperband chooses"),
+    ({"extra": {"a": 1}}, r"extra: unknown section"),
+])
+def test_every_problem_names_its_key(sections, message):
+    raw = tiny_campaign(**{k: v for k, v in sections.items() if k in ("campaign", "data", "model", "train")})
+    if "space" in sections:
+        raw["space"] = sections["space"]
+    for name in set(sections) - {"campaign", "data", "model", "train", "space"}:
+        raw[name] = sections[name]
+    with pytest.raises(ConfigError, match=message):
+        parse_campaign(raw, source="c.toml")
+
+
+def test_all_problems_reported_at_once_with_the_file_name():
+    raw = tiny_campaign(train={"epochs": 0, "batch_size": 0}, model={"units": 0})
+    with pytest.raises(ConfigError) as error:
+        parse_campaign(raw, source="c.toml")
+    lines = str(error.value).splitlines()
+    assert len(lines) == 3 and all(line.startswith("c.toml: ") for line in lines)
+
+
+def test_file_errors(tmp_path):
+    with pytest.raises(ConfigError, match="no such campaign file"):
+        load_campaign(tmp_path / "missing.toml")
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[campaign\nname = 1")
+    with pytest.raises(ConfigError, match="bad.toml: not valid TOML"):
+        load_campaign(bad)

@@ -1,0 +1,126 @@
+"""One suite run against both engines: the same grid gives the same records."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from study import records
+from study.campaign import run_campaign
+from study.config import parse_campaign
+from tests.conftest import tiny_campaign
+
+ENGINES = ["optuna", "keras-tuner"]
+
+
+@pytest.fixture(scope="module")
+def grid_runs(tmp_path_factory):
+    """The tiny 2 x 2 grid with 2 seeds, run once by each engine."""
+    out = {}
+    for engine in ENGINES:
+        directory = tmp_path_factory.mktemp(engine)
+        chosen = run_campaign(parse_campaign(tiny_campaign(campaign={"engine": engine})),
+                              directory, progress=False)
+        out[engine] = (directory, chosen, records.load(directory))
+    return out
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_grid_gives_one_row_per_configuration_and_seed(grid_runs, engine):
+    _, _, (trials, epochs) = grid_runs[engine]
+    assert len(trials) == 8
+    assert not trials.duplicated(["trial", "seed"]).any()
+    assert set(trials["status"]) == {"COMPLETE"}
+    assert trials.groupby("trial")["seed"].apply(sorted).tolist() == [[0, 1]] * 4
+    grid = trials.drop_duplicates("trial")[["param_dropout", "param_l2"]]
+    assert sorted(map(tuple, grid.to_numpy())) == [(0.0, 0.0), (0.0, 1e-3), (0.5, 0.0), (0.5, 1e-3)]
+    # Every fixed value is a column too.
+    assert (trials["param_units"] == 16).all() and (trials["param_epochs"] == 2).all()
+    for column in ["best_epoch", "best_val_accuracy", "best_train_loss", "final_val_loss",
+                   "final_train_accuracy", "duration_s", "failure"]:
+        assert column in trials
+    assert list(epochs.columns[:3]) == ["trial", "seed", "epoch"]
+    assert {"train_loss", "val_loss", "train_accuracy", "val_accuracy"} <= set(epochs.columns)
+    assert len(epochs) == 8 * 2  # full curves: 2 epochs each
+    assert epochs.groupby(["trial", "seed"])["epoch"].apply(list).tolist() == [[1, 2]] * 8
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_best_and_final_columns_agree_with_the_curves(grid_runs, engine):
+    _, _, (trials, epochs) = grid_runs[engine]
+    for _, row in trials.iterrows():
+        curve = epochs[(epochs.trial == row.trial) & (epochs.seed == row.seed)]
+        best = curve.loc[curve["val_accuracy"].idxmax()]
+        assert row.best_epoch == best.epoch
+        assert row.best_val_loss == pytest.approx(best.val_loss)
+        assert row.final_train_loss == pytest.approx(curve["train_loss"].iloc[-1])
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_chosen_configuration_is_tested_once_per_seed(grid_runs, engine):
+    _, chosen, (trials, _) = grid_runs[engine]
+    means = trials.groupby("trial")["best_val_accuracy"].mean()
+    assert chosen["trial"] == means.idxmax()
+    tested = trials[trials["test_accuracy"].notna()]
+    assert set(tested["trial"]) == {chosen["trial"]} and len(tested) == 2
+    assert tested["test_accuracy"].between(0, 1).all()
+    assert chosen["validation"]["mean"] == pytest.approx(means.max())
+
+
+def test_both_engines_train_identical_runs(grid_runs):
+    """Seeds derive from the configuration, not the engine: the curves are the same."""
+    frames = []
+    for engine in ENGINES:
+        trials, epochs = grid_runs[engine][2]
+        params = trials.drop_duplicates("trial").set_index("trial")[["param_dropout", "param_l2"]]
+        curves = epochs.join(params, on="trial").drop(columns="trial")
+        frames.append(curves.sort_values(["param_dropout", "param_l2", "seed", "epoch"])
+                      .reset_index(drop=True))
+    pd.testing.assert_frame_equal(frames[0], frames[1], check_exact=False, rtol=1e-5)
+
+
+@pytest.mark.parametrize("engine, strategy", [
+    ("optuna", "random"), ("optuna", "quasi-random"), ("optuna", "tpe"),
+    ("keras-tuner", "random"), ("keras-tuner", "bayesian"),
+])
+def test_sampling_strategies_run_max_trials(tmp_path, engine, strategy):
+    raw = tiny_campaign(campaign={"engine": engine, "strategy": strategy, "max_trials": 3,
+                                  "seeds": [0]}, train={"epochs": 1})
+    raw["space"] = {"dropout": {"low": 0.0, "high": 0.5},
+                    "learning_rate": {"low": 1e-4, "high": 1e-2, "log": True}}
+    run_campaign(parse_campaign(raw), tmp_path, progress=False)
+    trials = records.load(tmp_path).trials
+    assert len(trials) == 3 and trials["trial"].nunique() == 3
+    assert trials["param_dropout"].between(0, 0.5).all()
+    assert trials["param_learning_rate"].between(1e-4, 1e-2).all()
+
+
+def test_keras_tuner_hyperband_sets_the_epochs(tmp_path):
+    raw = tiny_campaign(campaign={"engine": "keras-tuner", "strategy": "hyperband", "seeds": [0]},
+                        train={"epochs": 3})
+    run_campaign(parse_campaign(raw), tmp_path, progress=False)
+    trials, epochs = records.load(tmp_path)
+    assert set(trials["status"]) == {"COMPLETE"}
+    assert trials["param_epochs"].max() == 3 and trials["param_epochs"].min() >= 1
+    lengths = epochs.groupby("trial")["epoch"].max()
+    assert (lengths == trials.set_index("trial")["param_epochs"]).all()
+
+
+def test_optuna_median_pruner_prunes_a_bad_configuration(tmp_path):
+    raw = tiny_campaign(campaign={"pruner": "median", "seeds": [0, 1]}, train={"epochs": 4})
+    raw["space"] = {"learning_rate": [1e-2, 5e-3, 1e-7]}  # the last barely learns
+    run_campaign(parse_campaign(raw), tmp_path, progress=False)
+    trials = records.load(tmp_path).trials
+    slow = trials[trials["param_learning_rate"] == 1e-7]
+    assert list(slow["status"]) == ["PRUNED"]  # its second seed is not trained
+    assert slow["best_epoch"].notna().all()
+
+
+def test_divergence_fails_the_configuration_and_the_campaign_goes_on(tmp_path):
+    raw = tiny_campaign(train={"optimizer": "sgd", "epochs": 2}, campaign={"seeds": [0]})
+    raw["space"] = {"learning_rate": [1e9, 1e-2]}
+    run_campaign(parse_campaign(raw), tmp_path, progress=False)
+    trials = records.load(tmp_path).trials.set_index("param_learning_rate")
+    assert trials.loc[1e9, "status"] == "FAILED"
+    assert trials.loc[1e9, "failure"].startswith("diverged")
+    assert trials.loc[1e-2, "status"] == "COMPLETE"
+    assert np.isfinite(trials.loc[1e-2, "test_accuracy"])
