@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Any
 
-Value = Union[bool, int, float, str]
+Value = bool | int | float | str
 
 
 @dataclass(frozen=True)
@@ -85,7 +85,9 @@ class Int:
 
     def from_unit(self, u: float) -> int:
         if self.log:
-            value = math.exp(math.log(self.low) + u * (math.log(self.high + 1) - math.log(self.low)))
+            value = math.exp(
+                math.log(self.low) + u * (math.log(self.high + 1) - math.log(self.low))
+            )
             return min(int(value), self.high)
         points = self.grid_values()
         return points[min(int(u * len(points)), len(points) - 1)]
@@ -132,4 +134,4 @@ class Fixed:
         return self.value
 
 
-Param = Union[Float, Int, Choice, Bool, Fixed]
+Param = Float | Int | Choice | Bool | Fixed

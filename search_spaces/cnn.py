@@ -43,7 +43,11 @@ def build_cnn(
             )(x)
             x = normalize_and_activate(x, v, f"{b}_{c}")
         if v["pooling"] != "none" and min(x.shape[1:3]) >= 2:
-            pool = keras.layers.MaxPooling2D if v["pooling"] == "max" else keras.layers.AveragePooling2D
+            pool = (
+                keras.layers.MaxPooling2D
+                if v["pooling"] == "max"
+                else keras.layers.AveragePooling2D
+            )
             x = pool(2, name=f"pool_{b}")(x)
         if v["block_dropout"] > 0:
             drop = keras.layers.SpatialDropout2D if v["spatial_dropout"] else keras.layers.Dropout
@@ -51,7 +55,9 @@ def build_cnn(
     x = keras.layers.Flatten(name="flatten")(x)
     for i in range(1, v["dense_layers"] + 1):
         x = keras.layers.Dense(
-            v["dense_units"], kernel_regularizer=regularizer, use_bias=not v["batch_norm"],
+            v["dense_units"],
+            kernel_regularizer=regularizer,
+            use_bias=not v["batch_norm"],
             name=f"dense_{i}",
         )(x)
         x = normalize_and_activate(x, v, f"dense_{i}")

@@ -49,8 +49,13 @@ class KeySpec:
             return f"{value!r} is not {_TYPE_NAMES[self.kind]}"
         if self.choices is not None and value not in self.choices:
             return f"{value!r} is not one of {', '.join(map(str, self.choices))}"
-        if self.low is not None and value < self.low or (
-            self.high is not None and (value >= self.high if self.high_open else value > self.high)
+        if (
+            self.low is not None
+            and value < self.low
+            or (
+                self.high is not None
+                and (value >= self.high if self.high_open else value > self.high)
+            )
         ):
             upper = "inf" if self.high is None else f"{self.high:g}"
             return f"{value!r} is outside [{self.low:g}, {upper}{')' if self.high_open else ']'}"
@@ -65,7 +70,9 @@ _STRENGTH = dict(kind=float, default=0.0, low=0.0)
 # Shared by both builders: regularization and normalization of kernels.
 _REGULARIZATION = {
     "regularizer": KeySpec(
-        str, None, choices=REGULARIZERS,
+        str,
+        None,
+        choices=REGULARIZERS,
         doc="kernel regularizer family; unset: inferred from which of l1, l2 are > 0",
     ),
     "l1": KeySpec(**_STRENGTH, doc="L1 strength on every kernel"),

@@ -19,7 +19,8 @@ def build_mlp(
     n_outputs: int,
     task: str = "classification",
 ) -> keras.Model:
-    """A compiled MLP: [input Dropout] -> (Dense [-> BatchNorm] -> activation -> Dropout) x N -> output.
+    """A compiled MLP: [input Dropout] -> (Dense [-> BatchNorm] -> activation -> Dropout) x N
+    -> output.
 
     `values` holds any of `search_spaces.keys.MLP_KEYS` and `TRAIN_KEYS`; missing keys take their
     defaults. The kernel regularizer applies to every Dense kernel, the output's included.

@@ -2,8 +2,9 @@
 per seed, record everything, and evaluate the chosen configuration on the test split.
 
 Folder layout: campaign.json (the resolved campaign, frozen), campaign.toml (the file as given),
-manifest.json, records.sqlite (study.store), weights/ (best-epoch weights of each run), and the
-engine's own state (optuna.sqlite or keras_tuner/).
+manifest.json (the data's fingerprint, and what ran on what: one entry per session),
+records.sqlite (study.store), weights/ (best-epoch weights of each run, .npz), and the engine's
+own state (optuna.sqlite or keras_tuner/).
 """
 
 from __future__ import annotations
@@ -14,10 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from search_spaces import configuration_key
-from study.config import Campaign
+from study.config import Campaign, check_against_data
 from study.data import Dataset, load_dataset
 from study.drivers import Driver, Proposal, make_driver
-from study.manifest import build_manifest
+from study.manifest import MANIFEST_FILE, session_manifest
 from study.progress import Progress
 from study.records import CAMPAIGN_FILE, load, rank_configurations, summarize_history
 from study.results import COMPLETE, FAILED, FINISHED
@@ -47,10 +48,10 @@ def run_campaign(
         seed=campaign.seed,
         limit=campaign.limit,
     )
+    check_against_data(campaign, data.input_shape, data.task)
     directory.mkdir(parents=True, exist_ok=True)
     freeze_campaign(campaign, directory, source_text)
-    manifest = build_manifest(campaign, data_fingerprint=data.fingerprint(), command=command)
-    (directory / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    record_session(campaign, directory, data_fingerprint=data.fingerprint(), command=command)
     store = RecordStore(directory / STORE_NAME)
     driver = make_driver(campaign, directory)
     try:
@@ -82,18 +83,53 @@ def freeze_campaign(campaign: Campaign, directory: Path, source_text: str | None
         (directory / "campaign.toml").write_text(source_text)
 
 
+def record_session(
+    campaign: Campaign, directory: Path, *, data_fingerprint: str, command: str
+) -> None:
+    """Add this session (versions, devices, command) to the manifest; refuse changed data."""
+    path = directory / MANIFEST_FILE
+    manifest = (
+        json.loads(path.read_text())
+        if path.exists()
+        else {
+            "campaign_fingerprint": campaign.fingerprint,
+            "data_fingerprint": data_fingerprint,
+            "engine": campaign.engine,
+            "seeds": list(campaign.seeds),
+            "campaign_seed": campaign.seed,
+            "sessions": [],
+        }
+    )
+    if manifest["data_fingerprint"] != data_fingerprint:
+        raise CampaignError(
+            f"{directory}: the data of {campaign.dataset} changed since this campaign started "
+            f"(fingerprint {data_fingerprint[:12]}, recorded {manifest['data_fingerprint'][:12]})"
+        )
+    manifest["sessions"].append(session_manifest(command))
+    path.write_text(json.dumps(manifest, indent=2))
+
+
 def _changed_keys(before: Any, after: Any, prefix: str = "") -> list[str]:
     if isinstance(before, dict) and isinstance(after, dict):
         keys = list(dict.fromkeys([*before, *after]))
-        return [c for k in keys for c in _changed_keys(before.get(k), after.get(k), f"{prefix}{k}.")]
+        return [
+            c for k in keys for c in _changed_keys(before.get(k), after.get(k), f"{prefix}{k}.")
+        ]
     return [] if before == after else [prefix.rstrip(".")]
 
 
 class _TrialLoop:
     """Ask, train each seed (or find it in the store), tell; stop after too many failures."""
 
-    def __init__(self, campaign: Campaign, data: Dataset, store: RecordStore, driver: Driver,
-                 directory: Path, bar: Progress) -> None:
+    def __init__(
+        self,
+        campaign: Campaign,
+        data: Dataset,
+        store: RecordStore,
+        driver: Driver,
+        directory: Path,
+        bar: Progress,
+    ) -> None:
         self.campaign, self.data, self.store, self.driver = campaign, data, store, driver
         self.directory, self.bar = directory, bar
         self.best: float | None = None
@@ -106,7 +142,8 @@ class _TrialLoop:
             failures = failures + 1 if status == FAILED else 0
             if failures >= self.campaign.max_consecutive_failures:
                 raise CampaignError(
-                    f"{failures} configurations failed in a row (campaign.max_consecutive_failures);"
+                    f"{failures} configurations failed in a row "
+                    f"(campaign.max_consecutive_failures); "
                     f" the last: {failure}"
                 )
 
@@ -140,7 +177,9 @@ class _TrialLoop:
             if status != COMPLETE:  # the configuration is failed or pruned: skip its other seeds
                 self.bar.skip(len(c.seeds) - i - 1)
                 return None, status, failure
-            scores.append(summarize_history(history, c.objective, c.direction)[f"best_{c.objective}"])
+            scores.append(
+                summarize_history(history, c.objective, c.direction)[f"best_{c.objective}"]
+            )
         objective = statistics.fmean(scores)
         self._note_best(objective)
         return objective, COMPLETE, ""
@@ -155,7 +194,9 @@ class _TrialLoop:
 
     def _note_best(self, objective: float) -> None:
         better = self.best is None or (
-            objective > self.best if self.campaign.direction == "maximize" else objective < self.best
+            objective > self.best
+            if self.campaign.direction == "maximize"
+            else objective < self.best
         )
         if better:
             self.best = objective
@@ -181,8 +222,12 @@ def evaluate_chosen(
     for seed in campaign.seeds:
         run = store.run(chosen, seed)
         if run.test is None:
-            metrics = evaluate_run(values, builder=campaign.builder, data=data,
-                                   weights_path=weights_path(directory, chosen, seed))
+            metrics = evaluate_run(
+                values,
+                builder=campaign.builder,
+                data=data,
+                weights_path=weights_path(directory, chosen, seed),
+            )
             store.set_test(chosen, seed, metrics)
         test[seed] = store.run(chosen, seed).test
     store.set_meta("chosen_trial", chosen)

@@ -7,6 +7,7 @@ The edge of the program: argv and environment variables are read here and nowher
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shlex
 import sys
@@ -43,18 +44,26 @@ def _run(args: argparse.Namespace) -> int:
         raise _UserError(error) from None
     out = Path(args.out) if args.out else Path("runs") / campaign.name
     source = Path(args.campaign).read_text() if args.campaign else None
-    command = shlex.join(["study", "run", *([args.campaign] if args.campaign else []), "--out", str(out)])
-    print(f"study: {campaign.name}: {campaign.engine} {campaign.strategy}, "
-          f"{_count(campaign.n_configurations())} configurations x {len(campaign.seeds)} seeds "
-          f"-> {out}", file=sys.stderr)
+    command = shlex.join(
+        ["study", "run", *([args.campaign] if args.campaign else []), "--out", str(out)]
+    )
+    print(
+        f"study: {campaign.name}: {campaign.engine} {campaign.strategy}, "
+        f"{_count(campaign.n_configurations())} configurations x {len(campaign.seeds)} seeds "
+        f"-> {out}",
+        file=sys.stderr,
+    )
     try:
-        chosen = run_campaign(campaign, out, source_text=source, command=command,
-                              progress=not args.quiet)
-    except (DataError, CampaignError) as error:
+        chosen = run_campaign(
+            campaign, out, source_text=source, command=command, progress=not args.quiet
+        )
+    except (ConfigError, DataError, CampaignError) as error:
         raise _UserError(error) from None
     _print_chosen(campaign.objective, chosen)
-    print(f"results: {out}  (study status {out} | study export {out} --format csv | "
-          f"study.records.load({str(out)!r}))")
+    print(
+        f"results: {out}  (study status {out} | study export {out} --format csv | "
+        f"study.records.load({str(out)!r}))"
+    )
     return 0
 
 
@@ -69,13 +78,21 @@ def _print_chosen(objective: str, chosen: dict | None) -> None:
     values = ", ".join(f"{k}={v}" for k, v in chosen["values"].items())
     v = chosen["validation"]
     print(f"chosen: trial {chosen['trial']} ({values})")
-    print(f"  validation {objective}: {v['mean']:.4f} ± {v['std']:.4f} (mean ± sd over seeds)")
+    print(f"  validation {objective}: {_mean_sd(v['mean'], v['std'], len(chosen['test']))}")
     metrics = sorted({m for scores in chosen["test"].values() for m in scores})
     for metric in metrics:
         scores = [s[metric] for s in chosen["test"].values()]
         mean = sum(scores) / len(scores)
-        print(f"  test {metric}: {mean:.4f} (held out, evaluated once per seed: "
-              f"{', '.join(f'{s:.4f}' for s in scores)})")
+        print(
+            f"  test {metric}: {mean:.4f} (held out, evaluated once per seed: "
+            f"{', '.join(f'{s:.4f}' for s in scores)})"
+        )
+
+
+def _mean_sd(mean: float, sd: float, seeds: int) -> str:
+    if seeds < 2:
+        return f"{mean:.4f} (1 seed: no spread to show)"
+    return f"{mean:.4f} ± {sd:.4f} (mean ± sd over {seeds} seeds)"
 
 
 def _load_records(directory: str):
@@ -88,31 +105,33 @@ def _load_records(directory: str):
 
 
 def _status(args: argparse.Namespace) -> int:
-    import json
+    import pandas as pd
 
     from study.records import rank_configurations
+    from study.results import direction_of
 
     trials, _ = _load_records(args.directory)
     resolved = json.loads((Path(args.directory) / "campaign.json").read_text())
     c = resolved["campaign"]
-    from study.results import direction_of
-
     print(f"{c['name']}: {c['engine']} {c['strategy']}, seeds {c['seeds']}")
-    counts = trials["status"].value_counts().to_dict() if not trials.empty else {}
-    n_trials = trials["trial"].nunique() if not trials.empty else 0
-    print(f"configurations: {n_trials}; runs: "
-          + (", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "none yet"))
+    counts = trials["status"].value_counts().sort_index() if len(trials) else {}
+    runs = ", ".join(f"{n} {status}" for status, n in counts.items()) or "none yet"
+    print(f"configurations: {trials['trial'].nunique() if len(trials) else 0}; runs: {runs}")
     ranking = rank_configurations(trials, c["objective"], direction_of(c["objective"]))
     if ranking.empty:
         print("best so far: none (no configuration has completed every seed)")
         return 0
     best = ranking.iloc[0]
     row = trials[trials["trial"] == best["trial"]].iloc[0]
-    params = {k[len("param_"):]: row[k] for k in trials if k.startswith("param_")
-              and k[len("param_"):] in resolved["space"]}
-    print(f"best so far: trial {int(best['trial'])} {params}: {c['objective']} "
-          f"{best['mean']:.4f} ± {0 if best['std'] != best['std'] else best['std']:.4f} "
-          f"over {int(best['seeds'])} seeds")
+    searched = ", ".join(
+        f"{name}={row[f'param_{name}']}"
+        for name in resolved["space"]
+        if pd.notna(row[f"param_{name}"])  # an inactive conditional value is NaN
+    )
+    print(
+        f"best so far: trial {int(best['trial'])} ({searched}): {c['objective']} "
+        f"{_mean_sd(best['mean'], best['std'], int(best['seeds']))}"
+    )
     return 0
 
 

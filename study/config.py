@@ -1,7 +1,7 @@
 """The campaign file: read, validated up front, resolved with every default filled in.
 
-Every problem is reported with its key (`space.dropout: 1.5 is outside [0, 1)`), all of them at once,
-before any data is loaded or model trained. Unknown keys are errors.
+Every problem is reported with its key (`space.dropout: 1.5 is outside [0, 1)`), all of them at
+once, before any data is loaded or model trained. Unknown keys are errors.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from study.results import direction_of
 from search_spaces import (
     BUILDER_KEYS,
     PRESETS,
@@ -29,12 +28,14 @@ from search_spaces import (
     Param,
     SearchSpace,
 )
+from study.results import direction_of
 
 STRATEGIES = {
     "optuna": ("grid", "random", "quasi-random", "tpe"),
     "keras-tuner": ("grid", "random", "bayesian", "hyperband"),
 }
 PRUNERS = ("none", "median", "hyperband")
+TASK_METRICS = {"classification": ("loss", "accuracy"), "regression": ("loss", "mae")}
 
 
 class ConfigError(ValueError):
@@ -66,7 +67,7 @@ class Campaign:
 
     @property
     def direction(self) -> str:
-        """"minimize" for losses and errors, else "maximize"."""
+        """ "minimize" for losses and errors, else "maximize"."""
         return direction_of(self.objective)
 
     @property
@@ -77,6 +78,11 @@ class Campaign:
     def values(self, searched: Mapping[str, Any]) -> dict[str, Any]:
         """Every model and training value of one configuration: fixed ones, then searched ones."""
         return {**self.fixed, **searched}
+
+    @property
+    def max_epochs(self) -> int:
+        """The most epochs any configuration trains."""
+        return int(max(_candidates("epochs", self.fixed, self.space)))
 
     def n_configurations(self) -> int | None:
         """Configurations the campaign will try: the grid's size, max_trials, or None when the
@@ -130,30 +136,8 @@ def parse_campaign(raw: Mapping[str, Any], *, source: str = "campaign") -> Campa
     t = reader.section("train", tables["train"], TRAIN_KEYS)
     space = reader.space(tables["space"], builder)
 
-    if c["strategy"] not in STRATEGIES.get(c["engine"], ()):
-        allowed = ", ".join(STRATEGIES.get(c["engine"], ()))
-        problems.append(f"campaign.strategy: {c['engine']} offers {allowed}, not {c['strategy']!r}")
-    if c["pruner"] != "none" and c["engine"] != "optuna":
-        problems.append("campaign.pruner: only the optuna engine prunes (use strategy = \"hyperband\")")
-    if c["storage"] is not None and c["engine"] != "optuna":
-        problems.append("campaign.storage: only the optuna engine takes a storage URL")
-    if not c["objective"].startswith("val_"):
-        problems.append(f"campaign.objective: {c['objective']!r} must be a validation metric (val_...)")
-    if not isinstance(c["seeds"], list):
-        problems.append(f"campaign.seeds: must be a list of integers, like [0, 1, 2]")
-        c["seeds"] = [0]
-    if not c["seeds"] or len(set(c["seeds"])) != len(c["seeds"]):
-        problems.append(f"campaign.seeds: needs one or more distinct seeds, got {c['seeds']}")
-    for name in space.params if space else ():
-        section = "train" if name in TRAIN_KEYS else "model"
-        if name in tables[section]:
-            problems.append(f"space.{name}: also fixed in {section}.{name}; keep one")
-    if space and c["strategy"] == "grid":
-        for name, param in space.params.items():
-            if isinstance(param, Float) and param.step is None:
-                problems.append(f"space.{name}: a grid needs a list or a range with a step")
-    if space and c["strategy"] == "hyperband" and "epochs" in space.params:
-        problems.append("space.epochs: hyperband chooses the epochs itself; fix train.epochs")
+    if space is not None:
+        problems += _combination_problems(c, tables, m | t, space)
     if problems:
         raise ConfigError("\n".join(f"{source}: {p}" for p in problems))
 
@@ -166,21 +150,115 @@ def parse_campaign(raw: Mapping[str, Any], *, source: str = "campaign") -> Campa
         "space": json.loads(space.to_json()),
     }
     return Campaign(
-        name=c["name"], engine=c["engine"], strategy=c["strategy"], seeds=tuple(c["seeds"]),
-        seed=c["seed"], max_trials=c["max_trials"], objective=c["objective"],
-        pruner=c["pruner"], storage=c["storage"],
-        max_consecutive_failures=c["max_consecutive_failures"], dataset=d["dataset"],
-        validation_fraction=d["validation_fraction"], test_fraction=d["test_fraction"],
-        limit=d["limit"], builder=builder, fixed=fixed, space=space, resolved=resolved,
+        name=c["name"],
+        engine=c["engine"],
+        strategy=c["strategy"],
+        seeds=tuple(c["seeds"]),
+        seed=c["seed"],
+        max_trials=c["max_trials"],
+        objective=c["objective"],
+        pruner=c["pruner"],
+        storage=c["storage"],
+        max_consecutive_failures=c["max_consecutive_failures"],
+        dataset=d["dataset"],
+        validation_fraction=d["validation_fraction"],
+        test_fraction=d["test_fraction"],
+        limit=d["limit"],
+        builder=builder,
+        fixed=fixed,
+        space=space,
+        resolved=resolved,
     )
+
+
+def check_against_data(campaign: Campaign, input_shape: tuple[int, ...], task: str) -> None:
+    """Problems only the data reveals: a CNN on flat features, an objective the task lacks."""
+    problems = []
+    if campaign.builder == "cnn" and len(input_shape) != 3:
+        problems.append(
+            f"model.builder: cnn needs images (height, width, channels); "
+            f"{campaign.dataset} has examples of shape {input_shape}"
+        )
+    metrics = [f"val_{m}" for m in TASK_METRICS[task]]
+    if campaign.objective not in metrics:
+        problems.append(
+            f"campaign.objective: {campaign.objective} is not computed for {task} data "
+            f"(choose {' or '.join(metrics)})"
+        )
+    if problems:
+        raise ConfigError("\n".join(problems))
+
+
+def _combination_problems(
+    c: dict[str, Any], tables: dict[str, Any], fixed: dict[str, Any], space: SearchSpace
+) -> list[str]:
+    """Problems between keys: strategy and engine, fixed and searched, layer lists and counts."""
+    problems = []
+    if c["strategy"] not in STRATEGIES.get(c["engine"], ()):
+        allowed = ", ".join(STRATEGIES.get(c["engine"], ()))
+        problems.append(f"campaign.strategy: {c['engine']} offers {allowed}, not {c['strategy']!r}")
+    if c["pruner"] != "none" and c["engine"] != "optuna":
+        problems.append(
+            'campaign.pruner: only the optuna engine prunes (use strategy = "hyperband")'
+        )
+    if c["storage"] is not None and c["engine"] != "optuna":
+        problems.append("campaign.storage: only the optuna engine takes a storage URL")
+    all_metrics = sorted({f"val_{m}" for metrics in TASK_METRICS.values() for m in metrics})
+    if c["objective"] not in all_metrics:
+        problems.append(
+            f"campaign.objective: {c['objective']!r} is not one of {', '.join(all_metrics)} "
+            "(the validation split chooses; the test split never does)"
+        )
+    if not isinstance(c["seeds"], list):
+        problems.append("campaign.seeds: must be a list of integers, like [0, 1, 2]")
+    elif not c["seeds"] or len(set(c["seeds"])) != len(c["seeds"]):
+        problems.append(f"campaign.seeds: needs one or more distinct seeds, got {c['seeds']}")
+    for name, param in space.params.items():
+        section = "train" if name in TRAIN_KEYS else "model"
+        if name in tables[section]:
+            problems.append(f"space.{name}: also fixed in {section}.{name}; keep one")
+        if c["strategy"] == "grid" and isinstance(param, Float) and param.step is None:
+            problems.append(f"space.{name}: a grid needs a list or a range with a step")
+    if c["strategy"] == "hyperband" and "epochs" in space.params:
+        problems.append("space.epochs: hyperband chooses the epochs itself; fix train.epochs")
+    for list_key, count_key in (("units", "hidden_layers"), ("filters", "conv_blocks")):
+        lists = [v for v in _candidates(list_key, fixed, space) if isinstance(v, list)]
+        counts = _candidates(count_key, fixed, space)
+        for value in lists:
+            mismatched = [n for n in counts if n != len(value)]
+            if mismatched:
+                section = "space" if list_key in space.params else "model"
+                problems.append(
+                    f"{section}.{list_key}: {len(value)} values, "
+                    f"but {count_key} may be {mismatched[0]}"
+                )
+    return problems
+
+
+def _candidates(key: str, fixed: Mapping[str, Any], space: SearchSpace) -> list[Any]:
+    """The values `key` may take: its grid if searched (a range: its ends), else its fixed value."""
+    if key in space.params:
+        param = space.params[key]
+        return (
+            list(param.grid_values()) if not isinstance(param, Float) else [param.low, param.high]
+        )
+    return [fixed[key]] if key in fixed else []
 
 
 _CAMPAIGN_KEYS = {
     "name": KeySpec(str, "campaign"),
     "engine": KeySpec(str, "optuna", choices=tuple(STRATEGIES)),
-    "strategy": KeySpec(str, "grid", choices=tuple(sorted({s for v in STRATEGIES.values() for s in v}))),
+    "strategy": KeySpec(
+        str, "grid", choices=tuple(sorted({s for v in STRATEGIES.values() for s in v}))
+    ),
     "seeds": KeySpec(int, [0], low=-(2**31), high=2**31 - 1, per_layer=True),
-    "seed": KeySpec(int, 0, low=0, high=2**31 - 1, doc="seeds the sampler and every trial's seed"),
+    "seed": KeySpec(
+        int,
+        0,
+        low=0,
+        high=2**31 - 1,
+        doc="seeds the sampler, the validation split, `limit`, and every run's derived seed",
+    ),
     "max_trials": KeySpec(int, 20, low=1),
     "objective": KeySpec(str, "val_accuracy"),
     "pruner": KeySpec(str, "none", choices=PRUNERS),
@@ -191,7 +269,9 @@ _DATA_KEYS = {
     "dataset": KeySpec(str, "digits"),
     "validation_fraction": KeySpec(float, 0.2, low=0.01, high=0.99),
     "test_fraction": KeySpec(float, 0.2, low=0.01, high=0.99),
-    "limit": KeySpec(int, None, low=10, doc="keep this many training examples"),
+    "limit": KeySpec(
+        int, None, low=10, doc="keep this many examples for training and validation together"
+    ),
 }
 _RANGE_KEYS = {"low", "high", "log", "step", "when"}
 _CHOICE_KEYS = {"values", "when"}
@@ -246,7 +326,9 @@ class _Reader:
             self.problems.append(f"space: {error}")
             return None
 
-    def param(self, key: str, spec: KeySpec, value: Any, before: Mapping[str, Param]) -> Param | None:
+    def param(
+        self, key: str, spec: KeySpec, value: Any, before: Mapping[str, Param]
+    ) -> Param | None:
         if isinstance(value, list):
             value = {"values": value}
         if not isinstance(value, dict):
@@ -258,11 +340,19 @@ class _Reader:
         allowed = _CHOICE_KEYS if "values" in value else _RANGE_KEYS
         unknown = sorted(set(value) - allowed)
         if unknown:
-            self.problems.append(f"{key}: unknown field {unknown[0]!r} (expected {', '.join(sorted(allowed))})")
+            self.problems.append(
+                f"{key}: unknown field {unknown[0]!r} (expected {', '.join(sorted(allowed))})"
+            )
             return None
         condition = self.condition(key, value.get("when"), before)
         try:
             if "values" in value:
+                if any(isinstance(v, (list, dict)) for v in value["values"]):
+                    self.problems.append(
+                        f"{key}: a choice of lists is not supported; search {key[6:]} as one "
+                        "value for every layer, or fix the list in [model]"
+                    )
+                    return None
                 values = tuple(self.value(key, spec, v) for v in value["values"])
                 return Choice(values, condition=condition)
             if "low" not in value or "high" not in value:
@@ -270,9 +360,21 @@ class _Reader:
                 return None
             low, high = (self.value(key, spec, value[b]) for b in ("low", "high"))
             if spec.kind is int:
-                return Int(low, high, step=value.get("step", 1), log=value.get("log", False), condition=condition)
+                return Int(
+                    low,
+                    high,
+                    step=value.get("step", 1),
+                    log=value.get("log", False),
+                    condition=condition,
+                )
             if spec.kind is float:
-                return Float(low, high, log=value.get("log", False), step=value.get("step"), condition=condition)
+                return Float(
+                    low,
+                    high,
+                    log=value.get("log", False),
+                    step=value.get("step"),
+                    condition=condition,
+                )
             self.problems.append(f"{key}: {spec.kind.__name__} values take a list, not a range")
         except (ValueError, TypeError) as error:
             self.problems.append(f"{key}: {error}")
@@ -282,9 +384,11 @@ class _Reader:
         if when is None:
             return None
         if not isinstance(when, dict) or len(when) != 1:
-            self.problems.append(f"{key}.when: must be one table entry, like {{ regularizer = [\"l1\"] }}")
+            self.problems.append(
+                f'{key}.when: must be one table entry, like {{ regularizer = ["l1"] }}'
+            )
             return None
-        (parent, values), = when.items()
+        ((parent, values),) = when.items()
         if parent not in before:
             self.problems.append(f"{key}.when: {parent!r} must be a searched key listed before it")
             return None

@@ -21,8 +21,12 @@ DEBIAN_FASHION_MNIST = "/usr/share/datasets/fashion-mnist"
 
 SPEC_FORMS = "digits | mnist | fashion_mnist | cifar10 | idx:DIR | npz:FILE | csv:FILE"
 _KERAS_NAMES = ("mnist", "fashion_mnist", "cifar10")
-_IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
-              "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+_IDX_FILES = (
+    "train-images-idx3-ubyte",
+    "train-labels-idx1-ubyte",
+    "t10k-images-idx3-ubyte",
+    "t10k-labels-idx1-ubyte",
+)
 # IDX type byte -> big-endian numpy dtype.
 _IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 _HOLDOUT_SEED = 0  # fixed, so a held-out test split never changes between campaigns
@@ -63,10 +67,19 @@ class Dataset:
         return h.hexdigest()
 
 
-def load_dataset(spec: str, *, validation_fraction: float = 0.2, test_fraction: float = 0.2,
-                 seed: int = 0, limit: int | None = None) -> Dataset:
+def load_dataset(
+    spec: str,
+    *,
+    validation_fraction: float = 0.2,
+    test_fraction: float = 0.2,
+    seed: int = 0,
+    limit: int | None = None,
+) -> Dataset:
     """Load ``spec``, validate it and split it; raises DataError on any data problem."""
-    for what, frac in (("validation_fraction", validation_fraction), ("test_fraction", test_fraction)):
+    for what, frac in (
+        ("validation_fraction", validation_fraction),
+        ("test_fraction", test_fraction),
+    ):
         if not 0 < frac < 1:
             raise DataError(f"{spec}: {what} must be in (0, 1), got {frac!r}")
     if limit is not None and limit < 1:
@@ -81,7 +94,9 @@ def load_dataset(spec: str, *, validation_fraction: float = 0.2, test_fraction: 
     scale = x_tr.ndim >= 3 and x_tr.dtype.kind in "iu" and x_tr.max() > 1
     x_tr, x_te = _features(x_tr, scale), (_features(x_te, scale) if given_test else None)
     if x_te is not None and x_te.shape[1:] != x_tr.shape[1:]:
-        raise DataError(f"{spec}: test examples have shape {x_te.shape[1:]}, training ones {x_tr.shape[1:]}")
+        raise DataError(
+            f"{spec}: test examples have shape {x_te.shape[1:]}, training ones {x_tr.shape[1:]}"
+        )
     for part, x in (("training", x_tr), ("test", x_te)):
         if x is not None and not np.isfinite(x).all():
             raise DataError(f"{spec}: NaN or inf in the {part} features")
@@ -91,13 +106,17 @@ def load_dataset(spec: str, *, validation_fraction: float = 0.2, test_fraction: 
         y_tr = _labels(spec, "training", y_tr)
         classes = np.unique(y_tr)
         if len(classes) < 2:
-            raise DataError(f"{spec}: classification needs at least 2 classes, found only label {classes[0]}")
+            raise DataError(
+                f"{spec}: classification needs at least 2 classes, found only label {classes[0]}"
+            )
         if given_test:
             y_te = _labels(spec, "test", y_te)
             unseen = np.setdiff1d(np.unique(y_te), classes)
             if len(unseen):
-                raise DataError(f"{spec}: label {unseen[0]} in the test split is outside "
-                                f"the training labels {_describe(classes)}")
+                raise DataError(
+                    f"{spec}: label {unseen[0]} in the test split is outside "
+                    f"the training labels {_describe(classes)}"
+                )
         n_outputs = int(classes[-1]) + 1
     else:
         y_tr = y_tr.astype(np.float32)
@@ -112,17 +131,28 @@ def load_dataset(spec: str, *, validation_fraction: float = 0.2, test_fraction: 
         x_tr, y_tr = x_tr[keep], y_tr[keep]
     train, val = _split(spec, "validation", y_tr, validation_fraction, seed, classification)
     assert x_te is not None and y_te is not None
-    return Dataset(name=spec, task="classification" if classification else "regression",
-                   n_outputs=n_outputs, x_train=x_tr[train], y_train=y_tr[train],
-                   x_val=x_tr[val], y_val=y_tr[val], x_test=x_te, y_test=y_te)
+    return Dataset(
+        name=spec,
+        task="classification" if classification else "regression",
+        n_outputs=n_outputs,
+        x_train=x_tr[train],
+        y_train=y_tr[train],
+        x_val=x_tr[val],
+        y_val=y_tr[val],
+        x_test=x_te,
+        y_test=y_te,
+    )
 
 
 # --- validation and conversion helpers -------------------------------------------------
 
+
 def _check_xy(spec: str, part: str, x: np.ndarray, y: np.ndarray) -> None:
     """Empty data, length mismatch, non-numeric or non-finite values."""
     if x.ndim < 2:
-        raise DataError(f"{spec}: {part} features must be at least 2-D (N, ...), got shape {x.shape}")
+        raise DataError(
+            f"{spec}: {part} features must be at least 2-D (N, ...), got shape {x.shape}"
+        )
     if len(x) == 0 or len(y) == 0:
         raise DataError(f"{spec}: the {part} data is empty")
     if len(x) != len(y):
@@ -148,7 +178,9 @@ def _labels(spec: str, part: str, y: np.ndarray) -> np.ndarray:
     if y.ndim == 2 and y.shape[1] == 1:
         y = y.ravel()
     if y.ndim != 1:
-        raise DataError(f"{spec}: {part} class labels must have shape (N,) or (N, 1), got {y.shape}")
+        raise DataError(
+            f"{spec}: {part} class labels must have shape (N,) or (N, 1), got {y.shape}"
+        )
     if y.dtype.kind == "f" and not np.all(np.mod(y, 1) == 0):
         raise DataError(f"{spec}: {part} class labels are not whole numbers")
     if y.min() < 0:
@@ -161,21 +193,26 @@ def _describe(classes: np.ndarray) -> str:
     return f"{lo}..{hi}" if hi - lo + 1 == len(classes) else str(classes.tolist())
 
 
-def _split(spec: str, what: str, y: np.ndarray, size: float | int, seed: int,
-           stratify: bool) -> tuple[np.ndarray, np.ndarray]:
+def _split(
+    spec: str, what: str, y: np.ndarray, size: float | int, seed: int, stratify: bool
+) -> tuple[np.ndarray, np.ndarray]:
     """Index arrays (kept, split off), stratified on y when asked."""
     from sklearn.model_selection import train_test_split
 
     try:
-        return train_test_split(np.arange(len(y)), test_size=size, random_state=seed,
-                                stratify=y if stratify else None)
+        return train_test_split(
+            np.arange(len(y)), test_size=size, random_state=seed, stratify=y if stratify else None
+        )
     except ValueError as e:
         kind = f" into {len(np.unique(y))} classes" if stratify else ""
-        raise DataError(f"{spec}: too little data for the {what} split ({len(y)} examples{kind}, "
-                        f"split size {size}): {'each class needs more examples' if stratify else e}") from e
+        raise DataError(
+            f"{spec}: too little data for the {what} split ({len(y)} examples{kind}, "
+            f"split size {size}): {'each class needs more examples' if stratify else e}"
+        ) from e
 
 
 # --- readers ---------------------------------------------------------------------------
+
 
 def _read(spec: str) -> _Raw:
     kind, sep, arg = spec.partition(":")
@@ -210,10 +247,16 @@ def _read_keras(name: str) -> _Raw:
 
         (x_tr, y_tr), (x_te, y_te) = getattr(keras.datasets, name).load_data()
     except Exception as e:
-        hint = (f"install Debian's dataset-fashion-mnist package ({DEBIAN_FASHION_MNIST}) or use idx:DIR"
-                if name == "fashion_mnist" else "use idx:DIR with MNIST-format IDX files, or npz:FILE")
-        raise DataError(f"{name}: keras.datasets.{name}.load_data() failed "
-                        f"({type(e).__name__}: {e}); offline, {hint}") from e
+        hint = (
+            f"install Debian's dataset-fashion-mnist package ({DEBIAN_FASHION_MNIST}) "
+            "or use idx:DIR"
+            if name == "fashion_mnist"
+            else "use idx:DIR with MNIST-format IDX files, or npz:FILE"
+        )
+        raise DataError(
+            f"{name}: keras.datasets.{name}.load_data() failed "
+            f"({type(e).__name__}: {e}); offline, {hint}"
+        ) from e
     return np.asarray(x_tr), np.asarray(y_tr), np.asarray(x_te), np.asarray(y_te)
 
 
@@ -256,12 +299,14 @@ def _read_npz(spec: str, path: Path) -> _Raw:
         return arrays["x_train"], arrays["y_train"], arrays["x_test"], arrays["y_test"]
     if {"x", "y"} <= arrays.keys():
         return arrays["x"], arrays["y"], None, None
-    raise DataError(f"{spec}: {path} needs keys x, y or x_train, y_train, x_test, y_test; "
-                    f"found {sorted(arrays) or 'none'}")
+    raise DataError(
+        f"{spec}: {path} needs keys x, y or x_train, y_train, x_test, y_test; "
+        f"found {sorted(arrays) or 'none'}"
+    )
 
 
 def _read_csv(spec: str, path: Path) -> _Raw:
-    """Header row; label column `label`, `target` or the last one; whole-number floats become int."""
+    """Header row; label column `label`, `target` or the last one; whole numbers become int."""
     import pandas as pd
 
     try:
@@ -269,7 +314,9 @@ def _read_csv(spec: str, path: Path) -> _Raw:
     except Exception as e:  # empty file, bad encoding, ragged rows
         raise DataError(f"{spec}: cannot read {path} as CSV: {e}") from e
     if len(df.columns) < 2:
-        raise DataError(f"{spec}: {path} needs a header row with at least one feature and one label column")
+        raise DataError(
+            f"{spec}: {path} needs a header row with at least one feature and one label column"
+        )
     label = next((c for c in ("label", "target") if c in df.columns), df.columns[-1])
     try:
         x = df.drop(columns=[label]).to_numpy(dtype=np.float32)

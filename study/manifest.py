@@ -1,4 +1,4 @@
-"""The reproducibility manifest: what ran, on what, with which data and seeds."""
+"""The reproducibility manifest: what ran, on what software and hardware, with which command."""
 
 from __future__ import annotations
 
@@ -9,23 +9,28 @@ import sys
 from importlib import metadata
 from typing import Any
 
-from study.config import Campaign
+MANIFEST_FILE = "manifest.json"
+PACKAGES = (
+    "regstudy",
+    "keras",
+    "tensorflow",
+    "jax",
+    "torch",
+    "keras-tuner",
+    "optuna",
+    "numpy",
+    "scikit-learn",
+    "pandas",
+)
 
-PACKAGES = ("regstudy", "keras", "tensorflow", "jax", "torch", "keras-tuner", "optuna", "numpy",
-            "scikit-learn", "pandas")
 
-
-def build_manifest(campaign: Campaign, *, data_fingerprint: str, command: str) -> dict[str, Any]:
+def session_manifest(command: str) -> dict[str, Any]:
+    """One session of `study run`: when, the command, and the software and hardware it ran on."""
     import keras
 
     return {
-        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "started": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "command": command,
-        "campaign_fingerprint": campaign.fingerprint,
-        "data_fingerprint": data_fingerprint,
-        "engine": campaign.engine,
-        "seeds": list(campaign.seeds),
-        "campaign_seed": campaign.seed,
         "keras_backend": keras.backend.backend(),
         "devices": _devices(keras.backend.backend()),
         "python": sys.version.split()[0],
@@ -56,7 +61,9 @@ def _devices(backend: str) -> list[str]:
         if backend == "torch":
             import torch
 
-            return [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())] or ["cpu"]
+            return [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())] or [
+                "cpu"
+            ]
     except Exception as error:  # a manifest must not stop a campaign
         return [f"unknown ({error})"]
     return ["cpu"]
@@ -64,7 +71,9 @@ def _devices(backend: str) -> list[str]:
 
 def _git_commit() -> str | None:
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5
+        )
     except (OSError, subprocess.SubprocessError):
         return None
     return out.stdout.strip() or None if out.returncode == 0 else None

@@ -16,8 +16,13 @@ class Progress:
         self.fields: dict[str, Any] = {}
 
     def __enter__(self) -> Progress:
-        self._bar = tqdm(total=self.total, unit="run", disable=not self.enabled, file=sys.stderr,
-                         dynamic_ncols=True)
+        self._bar = tqdm(
+            total=self.total,
+            unit="run",
+            disable=not self.enabled,
+            file=sys.stderr,
+            dynamic_ncols=True,
+        )
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -19,8 +19,8 @@ from typing import Any, NamedTuple
 import numpy as np
 import pandas as pd
 
-from study.store import STORE_NAME, RecordStore
 from study.results import COMPLETE, direction_of
+from study.store import STORE_NAME, RecordStore
 
 CAMPAIGN_FILE = "campaign.json"
 
@@ -73,7 +73,9 @@ def summarize_history(
         best = int(np.nanargmax(scores) if direction == "maximize" else np.nanargmin(scores))
         out["best_epoch"] = best + 1
     for column, series in history.items():
-        out[f"best_{column}"] = series[best] if best is not None and best < len(series) else math.nan
+        out[f"best_{column}"] = (
+            series[best] if best is not None and best < len(series) else math.nan
+        )
     for column, series in history.items():
         out[f"final_{column}"] = series[-1] if series else math.nan
     return out
@@ -87,9 +89,7 @@ def rank_configurations(trials: pd.DataFrame, objective: str, direction: str) ->
         return pd.DataFrame(columns=["trial", "seeds", "mean", "std"])
     complete = trials.groupby("trial").filter(lambda g: (g["status"] == COMPLETE).all())
     table = (
-        complete.groupby("trial")[column]
-        .agg(seeds="count", mean="mean", std="std")
-        .reset_index()
+        complete.groupby("trial")[column].agg(seeds="count", mean="mean", std="std").reset_index()
     )
     return table.sort_values("mean", ascending=direction == "minimize", kind="stable").reset_index(
         drop=True

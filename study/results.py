@@ -11,7 +11,7 @@ _MINIMIZED = ("loss", "error", "mae", "mse")
 
 
 def direction_of(objective: str) -> str:
-    """"minimize" for losses and errors, else "maximize"."""
+    """ "minimize" for losses and errors, else "maximize"."""
     return "minimize" if objective.endswith(_MINIMIZED) else "maximize"
 
 

@@ -105,8 +105,14 @@ class RecordStore:
             db.execute(
                 "UPDATE runs SET status = ?, history = ?, duration_s = ?, failure = ?"
                 " WHERE trial = ? AND seed = ?",
-                (result.status, json.dumps(result.history), result.duration_s, result.failure,
-                 trial, seed),
+                (
+                    result.status,
+                    json.dumps(result.history),
+                    result.duration_s,
+                    result.failure,
+                    trial,
+                    seed,
+                ),
             )
 
     def set_test(self, trial: int, seed: int, metrics: Mapping[str, float]) -> None:
@@ -141,6 +147,11 @@ class RecordStore:
 def _stored_run(row: tuple) -> StoredRun:
     trial, seed, status, history, duration_s, failure, test = row
     return StoredRun(
-        trial, seed, status, json.loads(history), duration_s, failure,
+        trial,
+        seed,
+        status,
+        json.loads(history),
+        duration_s,
+        failure,
         json.loads(test) if test else None,
     )

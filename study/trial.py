@@ -109,12 +109,17 @@ class _Tracker(keras.callbacks.Callback):
             self.history.setdefault(column, []).append(float(value))
         loss = self.history.get("train_loss", [0.0])[-1]
         if not math.isfinite(loss):
-            self.status, self.failure = FAILED, f"diverged: training loss {loss} at epoch {epoch + 1}"
+            self.status, self.failure = (
+                FAILED,
+                f"diverged: training loss {loss} at epoch {epoch + 1}",
+            )
             self.model.stop_training = True
             return
         if self.objective not in self.history:
             self.status = FAILED
-            self.failure = f"objective {self.objective} is not among the metrics: {sorted(self.history)}"
+            self.failure = (
+                f"objective {self.objective} is not among the metrics: {sorted(self.history)}"
+            )
             self.model.stop_training = True
             return
         value = self.history[self.objective][-1]

@@ -1,8 +1,10 @@
 """The boundary between an engine (what to try next) and the trial loop (how to train it).
 
 Call order: `open()` once (creates or resumes the engine's state in the campaign folder), then
-`ask()` and `tell()` until `ask()` returns None, then `close()`. `ask()` may be called several
-times before the matching `tell()`s, so a batch of configurations can be trained together.
+`ask()` and `tell()` until `ask()` returns None with no proposal waiting to be told, then
+`close()`. `ask()` may be called several times before the matching `tell()`s, so a batch of
+configurations can be trained together; it returns None when the engine has nothing to propose
+until the waiting proposals are told (KerasTuner's grid, for one, hands out two at a time).
 """
 
 from __future__ import annotations
@@ -37,15 +39,17 @@ class Driver(abc.ABC):
 
     @abc.abstractmethod
     def ask(self) -> Proposal | None:
-        """The next configuration to train, or None when the search is over."""
+        """The next configuration to train, or None (over, or waiting for `tell`s)."""
 
     @abc.abstractmethod
-    def tell(self, proposal: Proposal, objective: float | None, status: str, failure: str = "") -> None:
+    def tell(
+        self, proposal: Proposal, objective: float | None, status: str, failure: str = ""
+    ) -> None:
         """Report a configuration's objective (mean over seeds) and status."""
 
     def should_prune(self, proposal: Proposal, epoch: int, value: float) -> bool:
         """Report an intermediate objective; True stops the configuration (engines that prune)."""
         return False
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 (optional hook, empty by default)
         """Release the engine's resources."""

@@ -104,8 +104,14 @@ class KerasTunerDriver(Driver):
         self.oracle = oracle
 
     def ask(self) -> Proposal | None:
-        trial = self.oracle.create_trial(_TUNER_ID)
-        if trial.status != kt.engine.trial.TrialStatus.RUNNING:
+        # The oracle hands one trial per tuner id: a free id per proposal lets several be asked
+        # for before they are told.
+        busy = set(self.oracle.ongoing_trials)
+        tuner_id = next(
+            f"{_TUNER_ID}-{i}" for i in range(len(busy) + 1) if f"{_TUNER_ID}-{i}" not in busy
+        )
+        trial = self.oracle.create_trial(tuner_id)
+        if trial.status != kt.engine.trial.TrialStatus.RUNNING:  # STOPPED, or IDLE until a tell
             return None
         raw = trial.hyperparameters.values
         values: dict[str, Any] = {}
@@ -116,7 +122,9 @@ class KerasTunerDriver(Driver):
             values["epochs"] = int(raw["tuner/epochs"])
         return Proposal(values=values, handle=trial)
 
-    def tell(self, proposal: Proposal, objective: float | None, status: str, failure: str = "") -> None:
+    def tell(
+        self, proposal: Proposal, objective: float | None, status: str, failure: str = ""
+    ) -> None:
         trial = proposal.handle
         if status == COMPLETE and objective is not None:
             self.oracle.update_trial(trial.trial_id, {self.campaign.objective: objective})

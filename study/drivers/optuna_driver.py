@@ -64,7 +64,7 @@ class OptunaDriver(Driver):
             # epoch, once 2 configurations are done, from epoch 2 on.
             "median": lambda: optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1),
             "hyperband": lambda: optuna.pruners.HyperbandPruner(
-                min_resource=1, max_resource=int(c.fixed.get("epochs", 1)) or 1
+                min_resource=1, max_resource=c.max_epochs
             ),
         }
         self.study = optuna.create_study(
@@ -102,7 +102,9 @@ class OptunaDriver(Driver):
         proposal.handle.report(value, step=epoch)
         return proposal.handle.should_prune()
 
-    def tell(self, proposal: Proposal, objective: float | None, status: str, failure: str = "") -> None:
+    def tell(
+        self, proposal: Proposal, objective: float | None, status: str, failure: str = ""
+    ) -> None:
         trial = proposal.handle
         if failure:
             trial.set_user_attr("failure", failure)

@@ -20,7 +20,9 @@ def kernel_regularizers(model):
 
 
 def test_mlp_dropout_after_each_hidden_layer_and_on_inputs():
-    model = build_mlp({"hidden_layers": 3, "units": 16, "dropout": 0.3, "input_dropout": 0.1}, **IMAGE)
+    model = build_mlp(
+        {"hidden_layers": 3, "units": 16, "dropout": 0.3, "input_dropout": 0.1}, **IMAGE
+    )
     rates = [layer.rate for layer in layers_of(model, keras.layers.Dropout)]
     assert rates == [0.1, 0.3, 0.3, 0.3]
     assert [d.units for d in layers_of(model, keras.layers.Dense)] == [16, 16, 16, 10]
@@ -42,12 +44,15 @@ def test_mlp_units_per_layer_activation_and_batch_norm():
         build_mlp({"hidden_layers": 3, "units": [32, 8]}, **IMAGE)
 
 
-@pytest.mark.parametrize("values, expected", [
-    ({"l2": 1e-3}, {"module": "keras.regularizers", "class_name": "L2", "l2": 1e-3}),
-    ({"l1": 1e-5}, {"class_name": "L1", "l1": 1e-5}),
-    ({"l1": 1e-5, "l2": 1e-4}, {"class_name": "L1L2", "l1": 1e-5, "l2": 1e-4}),
-    ({"regularizer": "l2", "l1": 1e-5, "l2": 1e-4}, {"class_name": "L2", "l2": 1e-4}),
-])
+@pytest.mark.parametrize(
+    "values, expected",
+    [
+        ({"l2": 1e-3}, {"module": "keras.regularizers", "class_name": "L2", "l2": 1e-3}),
+        ({"l1": 1e-5}, {"class_name": "L1", "l1": 1e-5}),
+        ({"l1": 1e-5, "l2": 1e-4}, {"class_name": "L1L2", "l1": 1e-5, "l2": 1e-4}),
+        ({"regularizer": "l2", "l1": 1e-5, "l2": 1e-4}, {"class_name": "L2", "l2": 1e-4}),
+    ],
+)
 @pytest.mark.parametrize("build", [build_mlp, build_cnn])
 def test_regularizer_coefficients_in_every_kernel(build, values, expected):
     model = build(values, **IMAGE)
@@ -73,10 +78,14 @@ def test_regularizer_family_inferred_from_strengths():
     assert regularizer_family({"regularizer": "none", "l1": 0.1}) == "none"
 
 
-@pytest.mark.parametrize("optimizer, cls", [
-    ("sgd", keras.optimizers.SGD), ("adam", keras.optimizers.Adam),
-    ("rmsprop", keras.optimizers.RMSprop),
-])
+@pytest.mark.parametrize(
+    "optimizer, cls",
+    [
+        ("sgd", keras.optimizers.SGD),
+        ("adam", keras.optimizers.Adam),
+        ("rmsprop", keras.optimizers.RMSprop),
+    ],
+)
 def test_optimizer_and_learning_rate(optimizer, cls):
     model = build_mlp({"optimizer": optimizer, "learning_rate": 0.05, "momentum": 0.9}, **IMAGE)
     assert isinstance(model.optimizer, cls)
@@ -93,11 +102,21 @@ def test_regression_uses_mean_squared_error_and_linear_output():
 
 
 def test_cnn_blocks_pooling_and_spatial_dropout():
-    model = build_cnn({
-        "conv_blocks": 2, "filters": [8, 16], "convs_per_block": 2, "kernel_size": 3,
-        "block_dropout": 0.2, "spatial_dropout": True, "dense_layers": 1, "dense_units": 32,
-        "dropout": 0.5, "batch_norm": True,
-    }, **IMAGE)
+    model = build_cnn(
+        {
+            "conv_blocks": 2,
+            "filters": [8, 16],
+            "convs_per_block": 2,
+            "kernel_size": 3,
+            "block_dropout": 0.2,
+            "spatial_dropout": True,
+            "dense_layers": 1,
+            "dense_units": 32,
+            "dropout": 0.5,
+            "batch_norm": True,
+        },
+        **IMAGE,
+    )
     convs = layers_of(model, keras.layers.Conv2D)
     assert [c.filters for c in convs] == [8, 8, 16, 16]
     assert all(c.kernel_size == (3, 3) for c in convs)

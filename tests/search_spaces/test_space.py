@@ -30,11 +30,13 @@ def test_grid_counts_and_orders_like_product():
 
 
 def test_conditional_parameter_absent_when_inactive():
-    space = SearchSpace({
-        "regularizer": Choice(("none", "l1", "l2")),
-        "l1": Choice((1e-5, 1e-4), condition=Condition("regularizer", ("l1",))),
-        "l2": Choice((1e-4,), condition=Condition("regularizer", ("l2",))),
-    })
+    space = SearchSpace(
+        {
+            "regularizer": Choice(("none", "l1", "l2")),
+            "l1": Choice((1e-5, 1e-4), condition=Condition("regularizer", ("l1",))),
+            "l2": Choice((1e-4,), condition=Condition("regularizer", ("l2",))),
+        }
+    )
     grid = list(space.grid())
     assert grid == [
         {"regularizer": "none"},
@@ -52,12 +54,15 @@ def test_condition_must_name_an_earlier_parameter():
         SearchSpace({"l1": Choice((1.0,), condition=Condition("regularizer", ("l1",)))})
 
 
-@pytest.mark.parametrize("param, expected", [
-    (Float(0.0, 1.0, step=0.25), (0.0, 0.25, 0.5, 0.75, 1.0)),
-    (Int(32, 128, step=32), (32, 64, 96, 128)),
-    (Bool(), (False, True)),
-    (Fixed("adam"), ("adam",)),
-])
+@pytest.mark.parametrize(
+    "param, expected",
+    [
+        (Float(0.0, 1.0, step=0.25), (0.0, 0.25, 0.5, 0.75, 1.0)),
+        (Int(32, 128, step=32), (32, 64, 96, 128)),
+        (Bool(), (False, True)),
+        (Fixed("adam"), ("adam",)),
+    ],
+)
 def test_grid_values(param, expected):
     assert param.grid_values() == expected
 
@@ -67,24 +72,29 @@ def test_float_without_step_has_no_grid():
         SearchSpace({"lr": Float(1e-4, 1e-2, log=True)}).grid_size()
 
 
-@pytest.mark.parametrize("make, message", [
-    (lambda: Float(1.0, 0.0), "greater than high"),
-    (lambda: Float(0.0, 1.0, log=True), "log scale needs low > 0"),
-    (lambda: Int(1, 10, step=0), "step must be >= 1"),
-    (lambda: Choice(()), "at least one value"),
-    (lambda: Choice((1, 1)), "twice"),
-])
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda: Float(1.0, 0.0), "greater than high"),
+        (lambda: Float(0.0, 1.0, log=True), "log scale needs low > 0"),
+        (lambda: Int(1, 10, step=0), "step must be >= 1"),
+        (lambda: Choice(()), "at least one value"),
+        (lambda: Choice((1, 1)), "twice"),
+    ],
+)
 def test_invalid_parameters(make, message):
     with pytest.raises(ValueError, match=message):
         make()
 
 
 def test_sampling_is_seeded_and_within_bounds():
-    space = SearchSpace({
-        "lr": Float(1e-4, 1e-2, log=True),
-        "units": Int(32, 256, step=32),
-        "act": Choice(("relu", "tanh")),
-    })
+    space = SearchSpace(
+        {
+            "lr": Float(1e-4, 1e-2, log=True),
+            "units": Int(32, 256, step=32),
+            "act": Choice(("relu", "tanh")),
+        }
+    )
     assert space.sample(3) == space.sample(3)
     samples = [space.sample(s) for s in range(200)]
     assert len({s["lr"] for s in samples}) == 200
@@ -95,8 +105,9 @@ def test_sampling_is_seeded_and_within_bounds():
     assert {s["act"] for s in samples} == {"relu", "tanh"}
 
 
-@pytest.mark.parametrize("space", [regularization_grid("l1l2"), exploratory_space("mlp"),
-                                   exploratory_space("cnn")])
+@pytest.mark.parametrize(
+    "space", [regularization_grid("l1l2"), exploratory_space("mlp"), exploratory_space("cnn")]
+)
 def test_json_round_trip(space):
     text = space.to_json()
     json.loads(text)

@@ -34,8 +34,11 @@ def test_run_prints_the_chosen_configuration_and_where_results_are(finished, cap
     for name in ["campaign.json", "campaign.toml", "manifest.json", "records.sqlite"]:
         assert (out / name).exists()
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["keras_backend"] and manifest["packages"]["optuna"].startswith("5.0")
     assert len(manifest["data_fingerprint"]) == 64 and manifest["seeds"] == [0]
+    assert len(manifest["sessions"]) == 2  # the first run and this resume
+    session = manifest["sessions"][-1]
+    assert session["keras_backend"] and session["packages"]["optuna"].startswith("5.0")
+    assert session["command"].startswith("study run ")
 
 
 def test_status_shows_progress_and_best(finished, capsys):
@@ -45,15 +48,27 @@ def test_status_shows_progress_and_best(finished, capsys):
     assert "best so far: trial" in printed and "val_accuracy" in printed
 
 
-@pytest.mark.parametrize("fmt, read", [
-    ("csv", pd.read_csv), ("json", pd.read_json), ("parquet", pd.read_parquet),
-])
+@pytest.mark.parametrize(
+    "fmt, read",
+    [
+        ("csv", pd.read_csv),
+        ("json", pd.read_json),
+        ("parquet", pd.read_parquet),
+    ],
+)
 def test_export_writes_trials_and_epochs(finished, fmt, read):
     out = finished[1]
     assert main(["export", str(out), "--format", fmt]) == 0
     trials, epochs = read(out / f"trials.{fmt}"), read(out / f"epochs.{fmt}")
-    assert len(trials) == 4 and {"trial", "seed", "status", "param_dropout", "best_epoch",
-                                 "best_val_accuracy", "final_train_loss"} <= set(trials.columns)
+    assert len(trials) == 4 and {
+        "trial",
+        "seed",
+        "status",
+        "param_dropout",
+        "best_epoch",
+        "best_val_accuracy",
+        "final_train_loss",
+    } <= set(trials.columns)
     assert len(epochs) == 4 and list(epochs.columns[:3]) == ["trial", "seed", "epoch"]
 
 
@@ -92,11 +107,19 @@ def test_missing_campaign_folder_exits_2(tmp_path, capsys):
 
 def test_console_script_reports_without_traceback(campaign_file):
     path = campaign_file(tiny_campaign(train={"optimizer": "adamw"}))
-    result = subprocess.run([sys.executable, "-m", "study.cli", "run", str(path)],
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "study.cli", "run", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert "train.optimizer: 'adamw' is not one of sgd, adam, rmsprop" in result.stderr
-    flags = subprocess.run([sys.executable, "-m", "study.cli", "export", "x", "--format", "xls"],
-                           capture_output=True, text=True, timeout=60)
+    flags = subprocess.run(
+        [sys.executable, "-m", "study.cli", "export", "x", "--format", "xls"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert flags.returncode == 2 and "invalid choice: 'xls'" in flags.stderr

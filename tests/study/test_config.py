@@ -1,7 +1,7 @@
 import pytest
 
 from search_spaces import Choice, Condition, Float, Int
-from study.config import ConfigError, load_campaign, parse_campaign
+from study.config import ConfigError, check_against_data, load_campaign, parse_campaign
 from tests.conftest import tiny_campaign
 
 
@@ -49,52 +49,113 @@ def test_integers_where_floats_are_expected_are_accepted():
     assert campaign.space.params["l2"].values == (0.0, 1.0)
 
 
-@pytest.mark.parametrize("sections, message", [
-    ({"campaign": {"engine": "hyperopt"}}, r"campaign\.engine: 'hyperopt' is not one of optuna, keras-tuner"),
-    ({"campaign": {"strategy": "tpe", "engine": "keras-tuner"}}, r"campaign\.strategy: keras-tuner offers"),
-    ({"campaign": {"strategy": "bayesian"}}, r"campaign\.strategy: optuna offers"),
-    ({"campaign": {"seeds": 3}}, r"campaign\.seeds: must be a list"),
-    ({"campaign": {"seeds": []}}, r"campaign\.seeds: needs one or more distinct seeds"),
-    ({"campaign": {"seeds": [1, 1]}}, r"campaign\.seeds: needs one or more distinct"),
-    ({"campaign": {"seeds": [0, "1"]}}, r"campaign\.seeds: '1' is not an integer"),
-    ({"campaign": {"max_trials": 0}}, r"campaign\.max_trials: 0 is outside \[1, inf\]"),
-    ({"campaign": {"objective": "test_accuracy"}}, r"campaign\.objective: .* must be a validation metric"),
-    ({"campaign": {"pruner": "median", "engine": "keras-tuner"}}, r"campaign\.pruner: only the optuna"),
-    ({"campaign": {"pruner": "asha"}}, r"campaign\.pruner: 'asha' is not one of"),
-    ({"campaign": {"storage": "sqlite:///x.db", "engine": "keras-tuner"}}, r"campaign\.storage"),
-    ({"campaign": {"sedes": [0]}}, r"campaign\.sedes: unknown key \(did you mean 'seeds'\?\)"),
-    ({"data": {"validation_fraction": 1.5}}, r"data\.validation_fraction: 1\.5 is outside"),
-    ({"data": {"dataset": 7}}, r"data\.dataset: 7 is not a string"),
-    ({"model": {"builder": "rnn"}}, r"model\.builder: 'rnn' is not one of mlp, cnn"),
-    ({"model": {"units": 0}}, r"model\.units: 0 is outside \[1, inf\]"),
-    ({"model": {"units": [16, "x"]}}, r"model\.units: 'x' is not an integer"),
-    ({"model": {"activation": "swish"}}, r"model\.activation: 'swish' is not one of relu"),
-    ({"model": {"filters": 8}}, r"model\.filters: unknown key"),
-    ({"model": {"dropout": 1.0}}, r"model\.dropout: 1\.0 is outside \[0, 1\)"),
-    ({"model": {"batch_norm": "yes"}}, r"model\.batch_norm: 'yes' is not true or false"),
-    ({"train": {"epochs": 0}}, r"train\.epochs: 0 is outside"),
-    ({"train": {"optimizer": "adamw"}}, r"train\.optimizer: 'adamw' is not one of sgd, adam, rmsprop"),
-    ({"train": {"learning_rate": -1.0}}, r"train\.learning_rate: -1\.0 is outside"),
-    ({"space": {"dropout": [0.0, 1.5]}}, r"space\.dropout: 1\.5 is outside \[0, 1\)"),
-    ({"space": {"dropout": []}}, r"space\.dropout: a choice needs at least one value"),
-    ({"space": {"dropout": 0.5}}, r"space\.dropout: a searched value is a list or a range"),
-    ({"space": {"l2": {"low": 1e-2, "high": 1e-4, "step": 1e-4}}}, r"space\.l2: low 0\.01 is greater than high"),
-    ({"space": {"learning_rate": {"low": 0.0, "high": 0.1, "log": True}}}, r"space\.learning_rate: 0\.0 is outside"),
-    ({"space": {"l2": {"low": 0.0, "high": 0.1, "log": True}, "dropout": [0.0]},
-      "campaign": {"strategy": "random"}}, r"space\.l2: a log scale needs low > 0"),
-    ({"space": {"learning_rate": {"low": 1e-4, "high": 1e-2}}}, r"space\.learning_rate: a grid needs a list or a range with a step"),
-    ({"space": {"l2": {"low": 1e-4}}}, r"space\.l2: a range needs low and high"),
-    ({"space": {"l2": {"low": 0.0, "high": 1.0, "steps": 0.1}}}, r"space\.l2: unknown field 'steps'"),
-    ({"space": {"optimizer": {"low": 1, "high": 2}}}, r"space\.optimizer: 1 is not a string"),
-    ({"space": {"unit": [16]}}, r"space\.unit: unknown key \(did you mean 'units'\?\)"),
-    ({"space": {"units": [16, 32]}}, r"space\.units: also fixed in model\.units"),
-    ({"space": {"l1": {"values": [1e-5], "when": {"regularizer": ["l1"]}}}}, r"space\.l1\.when: 'regularizer' must be a searched key"),
-    ({"space": {"preset": "dropout"}}, r"space\.preset: 'dropout' is not one of"),
-    ({"space": {"epochs": [1, 2]}, "campaign": {"engine": "keras-tuner", "strategy": "hyperband"}}, r"space\.epochs: hyperband chooses"),
-    ({"extra": {"a": 1}}, r"extra: unknown section"),
-])
+@pytest.mark.parametrize(
+    "sections, message",
+    [
+        (
+            {"campaign": {"engine": "hyperopt"}},
+            r"campaign\.engine: 'hyperopt' is not one of optuna, keras-tuner",
+        ),
+        (
+            {"campaign": {"strategy": "tpe", "engine": "keras-tuner"}},
+            r"campaign\.strategy: keras-tuner offers",
+        ),
+        ({"campaign": {"strategy": "bayesian"}}, r"campaign\.strategy: optuna offers"),
+        ({"campaign": {"seeds": 3}}, r"campaign\.seeds: must be a list"),
+        ({"campaign": {"seeds": []}}, r"campaign\.seeds: needs one or more distinct seeds"),
+        ({"campaign": {"seeds": [1, 1]}}, r"campaign\.seeds: needs one or more distinct"),
+        ({"campaign": {"seeds": [0, "1"]}}, r"campaign\.seeds: '1' is not an integer"),
+        ({"campaign": {"max_trials": 0}}, r"campaign\.max_trials: 0 is outside \[1, inf\]"),
+        (
+            {"campaign": {"objective": "test_accuracy"}},
+            r"campaign\.objective: 'test_accuracy' is not one of val_accuracy, val_loss, val_mae",
+        ),
+        (
+            {"campaign": {"pruner": "median", "engine": "keras-tuner"}},
+            r"campaign\.pruner: only the optuna",
+        ),
+        ({"campaign": {"pruner": "asha"}}, r"campaign\.pruner: 'asha' is not one of"),
+        (
+            {"campaign": {"storage": "sqlite:///x.db", "engine": "keras-tuner"}},
+            r"campaign\.storage",
+        ),
+        ({"campaign": {"sedes": [0]}}, r"campaign\.sedes: unknown key \(did you mean 'seeds'\?\)"),
+        ({"data": {"validation_fraction": 1.5}}, r"data\.validation_fraction: 1\.5 is outside"),
+        ({"data": {"dataset": 7}}, r"data\.dataset: 7 is not a string"),
+        ({"model": {"builder": "rnn"}}, r"model\.builder: 'rnn' is not one of mlp, cnn"),
+        ({"model": {"units": 0}}, r"model\.units: 0 is outside \[1, inf\]"),
+        ({"model": {"units": [16, "x"]}}, r"model\.units: 'x' is not an integer"),
+        ({"model": {"activation": "swish"}}, r"model\.activation: 'swish' is not one of relu"),
+        ({"model": {"filters": 8}}, r"model\.filters: unknown key"),
+        ({"model": {"dropout": 1.0}}, r"model\.dropout: 1\.0 is outside \[0, 1\)"),
+        ({"model": {"batch_norm": "yes"}}, r"model\.batch_norm: 'yes' is not true or false"),
+        ({"train": {"epochs": 0}}, r"train\.epochs: 0 is outside"),
+        (
+            {"train": {"optimizer": "adamw"}},
+            r"train\.optimizer: 'adamw' is not one of sgd, adam, rmsprop",
+        ),
+        ({"train": {"learning_rate": -1.0}}, r"train\.learning_rate: -1\.0 is outside"),
+        ({"space": {"dropout": [0.0, 1.5]}}, r"space\.dropout: 1\.5 is outside \[0, 1\)"),
+        ({"space": {"dropout": []}}, r"space\.dropout: a choice needs at least one value"),
+        ({"space": {"dropout": 0.5}}, r"space\.dropout: a searched value is a list or a range"),
+        (
+            {"space": {"l2": {"low": 1e-2, "high": 1e-4, "step": 1e-4}}},
+            r"space\.l2: low 0\.01 is greater than high",
+        ),
+        (
+            {"space": {"learning_rate": {"low": 0.0, "high": 0.1, "log": True}}},
+            r"space\.learning_rate: 0\.0 is outside",
+        ),
+        (
+            {
+                "space": {"l2": {"low": 0.0, "high": 0.1, "log": True}, "dropout": [0.0]},
+                "campaign": {"strategy": "random"},
+            },
+            r"space\.l2: a log scale needs low > 0",
+        ),
+        (
+            {"space": {"learning_rate": {"low": 1e-4, "high": 1e-2}}},
+            r"space\.learning_rate: a grid needs a list or a range with a step",
+        ),
+        ({"space": {"l2": {"low": 1e-4}}}, r"space\.l2: a range needs low and high"),
+        (
+            {"space": {"l2": {"low": 0.0, "high": 1.0, "steps": 0.1}}},
+            r"space\.l2: unknown field 'steps'",
+        ),
+        ({"space": {"optimizer": {"low": 1, "high": 2}}}, r"space\.optimizer: 1 is not a string"),
+        ({"space": {"unit": [16]}}, r"space\.unit: unknown key \(did you mean 'units'\?\)"),
+        ({"space": {"units": [16, 32]}}, r"space\.units: also fixed in model\.units"),
+        (
+            {"space": {"l1": {"values": [1e-5], "when": {"regularizer": ["l1"]}}}},
+            r"space\.l1\.when: 'regularizer' must be a searched key",
+        ),
+        ({"space": {"preset": "dropout"}}, r"space\.preset: 'dropout' is not one of"),
+        (
+            {
+                "space": {"epochs": [1, 2]},
+                "campaign": {"engine": "keras-tuner", "strategy": "hyperband"},
+            },
+            r"space\.epochs: hyperband chooses",
+        ),
+        ({"extra": {"a": 1}}, r"extra: unknown section"),
+        (
+            {"model": {"hidden_layers": 3, "units": [64, 32]}},
+            r"model\.units: 2 values, but hidden_layers may be 3",
+        ),
+        (
+            {"model": {"units": [64, 32]}, "space": {"hidden_layers": [1, 2]}},
+            r"model\.units: 2 values, but hidden_layers may be 1",
+        ),
+        (
+            {"space": {"filters": [[8, 16]]}, "model": {"builder": "cnn"}},
+            r"space\.filters: a choice of lists is not supported",
+        ),
+    ],
+)
 def test_every_problem_names_its_key(sections, message):
-    raw = tiny_campaign(**{k: v for k, v in sections.items() if k in ("campaign", "data", "model", "train")})
+    raw = tiny_campaign(
+        **{k: v for k, v in sections.items() if k in ("campaign", "data", "model", "train")}
+    )
     if "space" in sections:
         raw["space"] = sections["space"]
     for name in set(sections) - {"campaign", "data", "model", "train", "space"}:
@@ -118,3 +179,34 @@ def test_file_errors(tmp_path):
     bad.write_text("[campaign\nname = 1")
     with pytest.raises(ConfigError, match="bad.toml: not valid TOML"):
         load_campaign(bad)
+
+
+@pytest.mark.parametrize(
+    "sections, shape, task, message",
+    [
+        (
+            {"model": {"builder": "cnn"}},
+            (64,),
+            "classification",
+            r"model\.builder: cnn needs images",
+        ),
+        (
+            {"campaign": {"objective": "val_mae"}},
+            (8, 8, 1),
+            "classification",
+            r"campaign\.objective: val_mae is not computed for classification data \(choose val_loss or val_accuracy\)",
+        ),
+        (
+            {},
+            (4,),
+            "regression",
+            r"campaign\.objective: val_accuracy is not computed for regression",
+        ),
+    ],
+)
+def test_problems_only_the_data_reveals(sections, shape, task, message):
+    raw = tiny_campaign(**sections)
+    if raw["model"].get("builder") == "cnn":
+        del raw["model"]["hidden_layers"], raw["model"]["units"]
+    with pytest.raises(ConfigError, match=message):
+        check_against_data(parse_campaign(raw), shape, task)

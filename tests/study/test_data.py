@@ -23,7 +23,11 @@ def blobs(n: int = 60, k: int = 3, f: int = 4, seed: int = 0) -> tuple[np.ndarra
 
 def write_idx(path: Path, arr: np.ndarray, code: int = 0x08, dtype: str = ">u1") -> None:
     """Write an IDX file (gzipped when the name ends in .gz)."""
-    raw = bytes([0, 0, code, arr.ndim]) + np.array(arr.shape, ">u4").tobytes() + arr.astype(dtype).tobytes()
+    raw = (
+        bytes([0, 0, code, arr.ndim])
+        + np.array(arr.shape, ">u4").tobytes()
+        + arr.astype(dtype).tobytes()
+    )
     path.write_bytes(gzip.compress(raw) if path.suffix == ".gz" else raw)
 
 
@@ -39,11 +43,21 @@ def digits() -> Dataset:
 
 # --- digits and splitting --------------------------------------------------------------
 
+
 def test_digits_conventions(digits: Dataset) -> None:
     assert digits.name == "digits" and digits.task == "classification" and digits.n_outputs == 10
     assert digits.input_shape == (8, 8, 1)
-    for x, y in ((digits.x_train, digits.y_train), (digits.x_val, digits.y_val), (digits.x_test, digits.y_test)):
-        assert x.dtype == np.float32 and y.dtype == np.int64 and x.shape[1:] == (8, 8, 1) and y.ndim == 1
+    for x, y in (
+        (digits.x_train, digits.y_train),
+        (digits.x_val, digits.y_val),
+        (digits.x_test, digits.y_test),
+    ):
+        assert (
+            x.dtype == np.float32
+            and y.dtype == np.int64
+            and x.shape[1:] == (8, 8, 1)
+            and y.ndim == 1
+        )
         assert 0.0 <= x.min() and x.max() <= 1.0 and set(np.unique(y)) <= set(range(10))
     assert (len(digits.y_train), len(digits.y_val), len(digits.y_test)) == (1149, 288, 360)
 
@@ -52,12 +66,22 @@ def test_digits_splits_partition_the_data(digits: Dataset) -> None:
     from sklearn.datasets import load_digits
 
     raw = load_digits()
-    original = np.column_stack([raw.images.reshape(N_DIGITS, -1) / 16.0, raw.target]).astype(np.float32)
-    parts = [np.column_stack([x.reshape(len(x), -1), y]) for x, y in
-             ((digits.x_train, digits.y_train), (digits.x_val, digits.y_val), (digits.x_test, digits.y_test))]
+    original = np.column_stack([raw.images.reshape(N_DIGITS, -1) / 16.0, raw.target]).astype(
+        np.float32
+    )
+    parts = [
+        np.column_stack([x.reshape(len(x), -1), y])
+        for x, y in (
+            (digits.x_train, digits.y_train),
+            (digits.x_val, digits.y_val),
+            (digits.x_test, digits.y_test),
+        )
+    ]
     together = np.concatenate(parts).astype(np.float32)
     assert len(together) == N_DIGITS
-    np.testing.assert_array_equal(sorted_rows(together), sorted_rows(original))  # same multiset: disjoint
+    np.testing.assert_array_equal(
+        sorted_rows(together), sorted_rows(original)
+    )  # same multiset: disjoint
 
 
 def test_stratified_splits(digits: Dataset) -> None:
@@ -83,8 +107,10 @@ def test_fingerprint_stable_sensitive_and_name_free(digits: Dataset, tmp_path: P
     x, y = blobs()
     for name in ("a.npz", "b.npz"):
         np.savez(tmp_path / name, x=x, y=y)
-    assert load_dataset(f"npz:{tmp_path / 'a.npz'}").fingerprint() == \
-        load_dataset(f"npz:{tmp_path / 'b.npz'}").fingerprint()
+    assert (
+        load_dataset(f"npz:{tmp_path / 'a.npz'}").fingerprint()
+        == load_dataset(f"npz:{tmp_path / 'b.npz'}").fingerprint()
+    )
 
 
 def test_limit(digits: Dataset) -> None:
@@ -98,6 +124,7 @@ def test_limit(digits: Dataset) -> None:
 
 
 # --- npz, csv, idx ---------------------------------------------------------------------
+
 
 def test_npz_single_layout(tmp_path: Path) -> None:
     x, y = blobs()
@@ -127,21 +154,35 @@ def test_npz_regression(tmp_path: Path) -> None:
     y = np.linspace(0, 1, 60).reshape(30, 2)
     np.savez(tmp_path / "r.npz", x=x[:30], y=y)
     d = load_dataset(f"npz:{tmp_path / 'r.npz'}")
-    assert (d.task, d.n_outputs, d.y_train.dtype, d.y_train.shape[1]) == ("regression", 2, np.float32, 2)
+    assert (d.task, d.n_outputs, d.y_train.dtype, d.y_train.shape[1]) == (
+        "regression",
+        2,
+        np.float32,
+        2,
+    )
 
 
 def write_csv(path: Path, header: list[str], rows: np.ndarray) -> Path:
-    path.write_text(",".join(header) + "\n" + "\n".join(",".join(f"{v:g}" for v in r) for r in rows) + "\n")
+    path.write_text(
+        ",".join(header) + "\n" + "\n".join(",".join(f"{v:g}" for v in r) for r in rows) + "\n"
+    )
     return path
 
 
 def test_csv_label_column_and_last_column_default(tmp_path: Path) -> None:
     x, y = blobs(f=2)
-    named = write_csv(tmp_path / "n.csv", ["a", "label", "b"], np.column_stack([x[:, 0], y, x[:, 1]]))
+    named = write_csv(
+        tmp_path / "n.csv", ["a", "label", "b"], np.column_stack([x[:, 0], y, x[:, 1]])
+    )
     last = write_csv(tmp_path / "l.csv", ["a", "b", "cls"], np.column_stack([x, y.astype(float)]))
     dn, dl = load_dataset(f"csv:{named}"), load_dataset(f"csv:{last}")
     for d in (dn, dl):
-        assert (d.task, d.n_outputs, d.input_shape, d.y_test.dtype) == ("classification", 3, (2,), np.int64)
+        assert (d.task, d.n_outputs, d.input_shape, d.y_test.dtype) == (
+            "classification",
+            3,
+            (2,),
+            np.int64,
+        )
     np.testing.assert_array_equal(dn.y_test, dl.y_test)
     np.testing.assert_allclose(dn.x_test, dl.x_test, rtol=1e-5)
 
@@ -150,24 +191,38 @@ def test_csv_regression_target(tmp_path: Path) -> None:
     x, _ = blobs(f=2)
     path = write_csv(tmp_path / "r.csv", ["target", "a", "b"], np.column_stack([x[:, 0] * 0.37, x]))
     d = load_dataset(f"csv:{path}")
-    assert (d.task, d.n_outputs, d.y_train.dtype, d.input_shape) == ("regression", 1, np.float32, (2,))
+    assert (d.task, d.n_outputs, d.y_train.dtype, d.input_shape) == (
+        "regression",
+        1,
+        np.float32,
+        (2,),
+    )
 
 
 @pytest.mark.parametrize("gz", [False, True])
 def test_idx_directory(tmp_path: Path, gz: bool) -> None:
     rng = np.random.default_rng(1)
-    imgs = {s: rng.integers(0, 256, size=(n, 3, 4), dtype=np.uint8) for s, n in (("train", 20), ("t10k", 6))}
+    imgs = {
+        s: rng.integers(0, 256, size=(n, 3, 4), dtype=np.uint8)
+        for s, n in (("train", 20), ("t10k", 6))
+    }
     labels = {"train": np.arange(20) % 2, "t10k": np.array([0, 1, 1, 0, 1, 0])}
     ext = ".gz" if gz else ""
     for s in ("train", "t10k"):
         write_idx(tmp_path / f"{s}-images-idx3-ubyte{ext}", imgs[s])
         write_idx(tmp_path / f"{s}-labels-idx1-ubyte{ext}", labels[s])
     d = load_dataset(f"idx:{tmp_path}")
-    assert d.input_shape == (3, 4, 1) and (len(d.y_train), len(d.y_val), len(d.y_test)) == (16, 4, 6)
+    assert d.input_shape == (3, 4, 1) and (len(d.y_train), len(d.y_val), len(d.y_test)) == (
+        16,
+        4,
+        6,
+    )
     np.testing.assert_allclose(d.x_test[..., 0], imgs["t10k"] / 255.0, rtol=1e-6)
     np.testing.assert_array_equal(d.y_test, labels["t10k"])
-    np.testing.assert_array_equal(sorted_rows(np.concatenate([d.x_train, d.x_val])),
-                                  sorted_rows(imgs["train"][..., None] / np.float32(255.0)))
+    np.testing.assert_array_equal(
+        sorted_rows(np.concatenate([d.x_train, d.x_val])),
+        sorted_rows(imgs["train"][..., None] / np.float32(255.0)),
+    )
 
 
 def test_idx_big_endian_types(tmp_path: Path) -> None:
@@ -178,8 +233,10 @@ def test_idx_big_endian_types(tmp_path: Path) -> None:
     np.testing.assert_array_equal(out, a)
 
 
-@pytest.mark.skipif(not Path(DEBIAN_FASHION_MNIST).exists(),
-                    reason="Debian package dataset-fashion-mnist is not installed")
+@pytest.mark.skipif(
+    not Path(DEBIAN_FASHION_MNIST).exists(),
+    reason="Debian package dataset-fashion-mnist is not installed",
+)
 def test_debian_fashion_mnist() -> None:
     d = load_dataset("fashion_mnist")
     assert (len(d.y_train), len(d.y_val), len(d.y_test)) == (48_000, 12_000, 10_000)
@@ -189,6 +246,7 @@ def test_debian_fashion_mnist() -> None:
 
 # --- errors ----------------------------------------------------------------------------
 
+
 def save(tmp_path: Path, **arrays: np.ndarray) -> str:
     np.savez(tmp_path / "e.npz", **arrays)
     return f"npz:{tmp_path / 'e.npz'}"
@@ -196,12 +254,21 @@ def save(tmp_path: Path, **arrays: np.ndarray) -> str:
 
 def test_unknown_spec() -> None:
     for spec in ("foo", "npz:", "parquet:x.parquet"):
-        with pytest.raises(DataError, match=r"digits \| mnist \| fashion_mnist \| cifar10 \| idx:DIR"):
+        with pytest.raises(
+            DataError, match=r"digits \| mnist \| fashion_mnist \| cifar10 \| idx:DIR"
+        ):
             load_dataset(spec)
 
 
-@pytest.mark.parametrize("kwargs", [{"validation_fraction": 0.0}, {"validation_fraction": 1.0},
-                                    {"test_fraction": -0.1}, {"test_fraction": 1.5}])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"validation_fraction": 0.0},
+        {"validation_fraction": 1.0},
+        {"test_fraction": -0.1},
+        {"test_fraction": 1.5},
+    ],
+)
 def test_bad_fractions(kwargs: dict[str, float]) -> None:
     with pytest.raises(DataError, match=r"digits: \w+_fraction must be in \(0, 1\)"):
         load_dataset("digits", **kwargs)
@@ -291,20 +358,25 @@ def test_bad_labels(tmp_path: Path) -> None:
 def test_test_label_outside_training_labels(tmp_path: Path) -> None:
     x, _ = blobs(n=40)
     y_train, y_test = np.arange(40) % 10, np.array([0, 12, 3])
-    with pytest.raises(DataError, match="label 12 in the test split is outside the training labels 0..9"):
+    with pytest.raises(
+        DataError, match="label 12 in the test split is outside the training labels 0..9"
+    ):
         load_dataset(save(tmp_path, x_train=x, y_train=y_train, x_test=x[:3], y_test=y_test))
 
 
 def test_split_too_small_to_stratify(tmp_path: Path) -> None:
     x, y = blobs()
     y[0] = 7  # a class with a single example
-    with pytest.raises(DataError, match="too little data for the test split.*each class needs more"):
+    with pytest.raises(
+        DataError, match="too little data for the test split.*each class needs more"
+    ):
         load_dataset(save(tmp_path, x=x, y=y))
     with pytest.raises(DataError, match="too little data for the limited training split"):
         load_dataset("digits", limit=5)
 
 
 # --- keras.datasets (imports keras, hence TensorFlow: the slow part of this file) -------
+
 
 @pytest.fixture(scope="module")
 def keras():  # noqa: ANN201
@@ -313,10 +385,14 @@ def keras():  # noqa: ANN201
 
 def test_keras_failed_download_is_a_data_error(keras, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
     def fail() -> None:
-        raise Exception("URL fetch failure on https://example/mnist.npz: None -- [Errno -2] Name unknown")
+        raise Exception(
+            "URL fetch failure on https://example/mnist.npz: None -- [Errno -2] Name unknown"
+        )
 
     monkeypatch.setattr(keras.datasets.mnist, "load_data", fail)
-    with pytest.raises(DataError, match=r"mnist: keras.datasets.mnist.load_data\(\) failed .*URL fetch.*idx:DIR"):
+    with pytest.raises(
+        DataError, match=r"mnist: keras.datasets.mnist.load_data\(\) failed .*URL fetch.*idx:DIR"
+    ):
         load_dataset("mnist")
     monkeypatch.setattr(keras.datasets.fashion_mnist, "load_data", fail)
     monkeypatch.setattr(data_mod, "DEBIAN_FASHION_MNIST", "/nonexistent/fashion-mnist")
@@ -328,7 +404,9 @@ def test_keras_cifar10_labels_flattened(keras, monkeypatch: pytest.MonkeyPatch) 
     rng = np.random.default_rng(0)
     x = rng.integers(0, 256, size=(30, 4, 4, 3), dtype=np.uint8)
     y = (np.arange(30) % 3).reshape(-1, 1).astype(np.uint8)
-    monkeypatch.setattr(keras.datasets.cifar10, "load_data", lambda: ((x[:20], y[:20]), (x[20:], y[20:])))
+    monkeypatch.setattr(
+        keras.datasets.cifar10, "load_data", lambda: ((x[:20], y[:20]), (x[20:], y[20:]))
+    )
     d = load_dataset("cifar10")
     assert d.input_shape == (4, 4, 3) and d.y_test.shape == (10,) and d.y_test.dtype == np.int64
     assert d.n_outputs == 3 and d.x_train.max() <= 1.0

@@ -18,8 +18,9 @@ def grid_runs(tmp_path_factory):
     out = {}
     for engine in ENGINES:
         directory = tmp_path_factory.mktemp(engine)
-        chosen = run_campaign(parse_campaign(tiny_campaign(campaign={"engine": engine})),
-                              directory, progress=False)
+        chosen = run_campaign(
+            parse_campaign(tiny_campaign(campaign={"engine": engine})), directory, progress=False
+        )
         out[engine] = (directory, chosen, records.load(directory))
     return out
 
@@ -35,8 +36,15 @@ def test_grid_gives_one_row_per_configuration_and_seed(grid_runs, engine):
     assert sorted(map(tuple, grid.to_numpy())) == [(0.0, 0.0), (0.0, 1e-3), (0.5, 0.0), (0.5, 1e-3)]
     # Every fixed value is a column too.
     assert (trials["param_units"] == 16).all() and (trials["param_epochs"] == 2).all()
-    for column in ["best_epoch", "best_val_accuracy", "best_train_loss", "final_val_loss",
-                   "final_train_accuracy", "duration_s", "failure"]:
+    for column in [
+        "best_epoch",
+        "best_val_accuracy",
+        "best_train_loss",
+        "final_val_loss",
+        "final_train_accuracy",
+        "duration_s",
+        "failure",
+    ]:
         assert column in trials
     assert list(epochs.columns[:3]) == ["trial", "seed", "epoch"]
     assert {"train_loss", "val_loss", "train_accuracy", "val_accuracy"} <= set(epochs.columns)
@@ -73,20 +81,33 @@ def test_both_engines_train_identical_runs(grid_runs):
         trials, epochs = grid_runs[engine][2]
         params = trials.drop_duplicates("trial").set_index("trial")[["param_dropout", "param_l2"]]
         curves = epochs.join(params, on="trial").drop(columns="trial")
-        frames.append(curves.sort_values(["param_dropout", "param_l2", "seed", "epoch"])
-                      .reset_index(drop=True))
+        frames.append(
+            curves.sort_values(["param_dropout", "param_l2", "seed", "epoch"]).reset_index(
+                drop=True
+            )
+        )
     pd.testing.assert_frame_equal(frames[0], frames[1], check_exact=False, rtol=1e-5)
 
 
-@pytest.mark.parametrize("engine, strategy", [
-    ("optuna", "random"), ("optuna", "quasi-random"), ("optuna", "tpe"),
-    ("keras-tuner", "random"), ("keras-tuner", "bayesian"),
-])
+@pytest.mark.parametrize(
+    "engine, strategy",
+    [
+        ("optuna", "random"),
+        ("optuna", "quasi-random"),
+        ("optuna", "tpe"),
+        ("keras-tuner", "random"),
+        ("keras-tuner", "bayesian"),
+    ],
+)
 def test_sampling_strategies_run_max_trials(tmp_path, engine, strategy):
-    raw = tiny_campaign(campaign={"engine": engine, "strategy": strategy, "max_trials": 3,
-                                  "seeds": [0]}, train={"epochs": 1})
-    raw["space"] = {"dropout": {"low": 0.0, "high": 0.5},
-                    "learning_rate": {"low": 1e-4, "high": 1e-2, "log": True}}
+    raw = tiny_campaign(
+        campaign={"engine": engine, "strategy": strategy, "max_trials": 3, "seeds": [0]},
+        train={"epochs": 1},
+    )
+    raw["space"] = {
+        "dropout": {"low": 0.0, "high": 0.5},
+        "learning_rate": {"low": 1e-4, "high": 1e-2, "log": True},
+    }
     run_campaign(parse_campaign(raw), tmp_path, progress=False)
     trials = records.load(tmp_path).trials
     assert len(trials) == 3 and trials["trial"].nunique() == 3
@@ -95,8 +116,10 @@ def test_sampling_strategies_run_max_trials(tmp_path, engine, strategy):
 
 
 def test_keras_tuner_hyperband_sets_the_epochs(tmp_path):
-    raw = tiny_campaign(campaign={"engine": "keras-tuner", "strategy": "hyperband", "seeds": [0]},
-                        train={"epochs": 3})
+    raw = tiny_campaign(
+        campaign={"engine": "keras-tuner", "strategy": "hyperband", "seeds": [0]},
+        train={"epochs": 3},
+    )
     run_campaign(parse_campaign(raw), tmp_path, progress=False)
     trials, epochs = records.load(tmp_path)
     assert set(trials["status"]) == {"COMPLETE"}
@@ -116,11 +139,41 @@ def test_optuna_median_pruner_prunes_a_bad_configuration(tmp_path):
 
 
 def test_divergence_fails_the_configuration_and_the_campaign_goes_on(tmp_path):
-    raw = tiny_campaign(train={"optimizer": "sgd", "epochs": 2}, campaign={"seeds": [0]})
-    raw["space"] = {"learning_rate": [1e9, 1e-2]}
-    run_campaign(parse_campaign(raw), tmp_path, progress=False)
-    trials = records.load(tmp_path).trials.set_index("param_learning_rate")
-    assert trials.loc[1e9, "status"] == "FAILED"
-    assert trials.loc[1e9, "failure"].startswith("diverged")
-    assert trials.loc[1e-2, "status"] == "COMPLETE"
-    assert np.isfinite(trials.loc[1e-2, "test_accuracy"])
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(200, 4)).astype("float32")
+    np.savez(tmp_path / "regression.npz", x=x, y=x @ np.array([100.0, 200.0, 300.0, 400.0]))
+    raw = tiny_campaign(
+        campaign={"seeds": [0], "objective": "val_mae"},
+        data={"dataset": f"npz:{tmp_path / 'regression.npz'}"},
+        train={"optimizer": "sgd", "epochs": 2, "batch_size": 32},
+    )
+    raw["space"] = {"learning_rate": [10.0, 1e-3]}  # 10 diverges on this regression
+    run_campaign(parse_campaign(raw), tmp_path / "out", progress=False)
+    trials = records.load(tmp_path / "out").trials.set_index("param_learning_rate")
+    assert trials.loc[10.0, "status"] == "FAILED"
+    assert trials.loc[10.0, "failure"].startswith("diverged: training loss")
+    assert trials.loc[1e-3, "status"] == "COMPLETE"
+    assert np.isfinite(trials.loc[1e-3, "test_mae"])
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_batch_can_be_asked_before_it_is_told(tmp_path, engine):
+    """The boundary population training needs: ask up to K, train them together, tell them."""
+    from study.drivers import make_driver
+
+    campaign = parse_campaign(tiny_campaign(campaign={"engine": engine}))
+    driver = make_driver(campaign, tmp_path)
+    driver.open()
+    told, batch_sizes = [], []
+    while True:
+        batch = []
+        while len(batch) < 3 and (proposal := driver.ask()) is not None:
+            batch.append(proposal)
+        if not batch:
+            break
+        batch_sizes.append(len(batch))
+        for proposal in batch:
+            driver.tell(proposal, 0.5, "COMPLETE")
+            told.append((proposal.values["dropout"], proposal.values["l2"]))
+    assert sorted(told) == sorted((v["dropout"], v["l2"]) for v in campaign.space.grid())
+    assert max(batch_sizes) > 1

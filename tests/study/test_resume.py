@@ -1,6 +1,5 @@
 """Interrupted campaigns resume: finished configuration x seed runs are never trained again."""
 
-import os
 import signal
 import sqlite3
 import subprocess
@@ -37,14 +36,18 @@ def test_resume_after_interrupt_trains_only_what_is_missing(tmp_path, monkeypatc
     assert sorted(before["status"]) == ["COMPLETE", "COMPLETE", "RUNNING"]
 
     calls.clear()
-    monkeypatch.setattr(study.campaign, "train_run", lambda *a, **k: calls.append(1) or real_train_run(*a, **k))
+    monkeypatch.setattr(
+        study.campaign, "train_run", lambda *a, **k: calls.append(1) or real_train_run(*a, **k)
+    )
     run_campaign(campaign, tmp_path, progress=False)
     after = records.load(tmp_path).trials
     assert len(calls) == 6  # 8 runs, 2 finished before the interrupt
     assert len(after) == 8 and set(after["status"]) == {"COMPLETE"}
     assert not after.duplicated(["trial", "seed"]).any()
     done = before[before["status"] == "COMPLETE"].set_index(["trial", "seed"])["duration_s"]
-    assert after.set_index(["trial", "seed"]).loc[done.index, "duration_s"].tolist() == done.tolist()
+    assert (
+        after.set_index(["trial", "seed"]).loc[done.index, "duration_s"].tolist() == done.tolist()
+    )
 
 
 def _complete_runs(directory) -> int:
