@@ -10,6 +10,7 @@ own state (optuna.sqlite or keras_tuner/).
 from __future__ import annotations
 
 import json
+import os
 import statistics
 from pathlib import Path
 from typing import Any
@@ -78,9 +79,9 @@ def freeze_campaign(campaign: Campaign, directory: Path, source_text: str | None
                 "Use another --out folder, or restore the file."
             )
         return
-    frozen.write_text(json.dumps(campaign.resolved, indent=2))
     if source_text is not None:
-        (directory / "campaign.toml").write_text(source_text)
+        _write_atomically(directory / "campaign.toml", source_text)
+    _write_atomically(frozen, json.dumps(campaign.resolved, indent=2))
 
 
 def record_session(
@@ -106,7 +107,14 @@ def record_session(
             f"(fingerprint {data_fingerprint[:12]}, recorded {manifest['data_fingerprint'][:12]})"
         )
     manifest["sessions"].append(session_manifest(command))
-    path.write_text(json.dumps(manifest, indent=2))
+    _write_atomically(path, json.dumps(manifest, indent=2))
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """A kill mid-write leaves the old file or the new one, never half of one."""
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(text)
+    os.replace(partial, path)
 
 
 def _changed_keys(before: Any, after: Any, prefix: str = "") -> list[str]:
