@@ -49,14 +49,11 @@ class KeySpec:
             return f"{value!r} is not {_TYPE_NAMES[self.kind]}"
         if self.choices is not None and value not in self.choices:
             return f"{value!r} is not one of {', '.join(map(str, self.choices))}"
-        if (
-            self.low is not None
-            and value < self.low
-            or (
-                self.high is not None
-                and (value >= self.high if self.high_open else value > self.high)
-            )
-        ):
+        below = self.low is not None and value < self.low
+        above = self.high is not None and (
+            value >= self.high if self.high_open else value > self.high
+        )
+        if below or above:
             upper = "inf" if self.high is None else f"{self.high:g}"
             return f"{value!r} is outside [{self.low:g}, {upper}{')' if self.high_open else ']'}"
         return None

@@ -151,8 +151,7 @@ class _TrialLoop:
             if failures >= self.campaign.max_consecutive_failures:
                 raise CampaignError(
                     f"{failures} configurations failed in a row "
-                    f"(campaign.max_consecutive_failures); "
-                    f" the last: {failure}"
+                    f"(campaign.max_consecutive_failures); the last: {failure}"
                 )
 
     def train(self, proposal: Proposal) -> tuple[float | None, str, str]:
@@ -228,16 +227,15 @@ def evaluate_chosen(
     values = store.configurations()[chosen]
     test: dict[int, dict[str, float]] = {}
     for seed in campaign.seeds:
-        run = store.run(chosen, seed)
-        if run.test is None:
-            metrics = evaluate_run(
+        test[seed] = store.run(chosen, seed).test  # evaluated already by an earlier session
+        if test[seed] is None:
+            test[seed] = evaluate_run(
                 values,
                 builder=campaign.builder,
                 data=data,
                 weights_path=weights_path(directory, chosen, seed),
             )
-            store.set_test(chosen, seed, metrics)
-        test[seed] = store.run(chosen, seed).test
+            store.set_test(chosen, seed, test[seed])
     store.set_meta("chosen_trial", chosen)
     return {
         "trial": chosen,

@@ -67,7 +67,7 @@ class Campaign:
 
     @property
     def direction(self) -> str:
-        """ "minimize" for losses and errors, else "maximize"."""
+        """Whether the objective is minimized (losses, errors) or maximized."""
         return direction_of(self.objective)
 
     @property
