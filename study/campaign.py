@@ -10,22 +10,30 @@ own state (optuna.sqlite or keras_tuner/).
 from __future__ import annotations
 
 import json
-import os
 import statistics
+import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from search_spaces import configuration_key
+from study.atomic import write_atomically
+from study.backend import set_determinism
 from study.config import Campaign, check_against_data
 from study.data import Dataset, load_dataset
 from study.drivers import Driver, Proposal, make_driver
+from study.isolate import IsolatedRunner
 from study.manifest import MANIFEST_FILE, session_manifest
+from study.population import Member, plan_populations, population_size, train_population
 from study.progress import Progress
 from study.records import CAMPAIGN_FILE, load, rank_configurations, summarize_history
-from study.results import COMPLETE, FAILED, FINISHED
+from study.results import COMPLETE, FAILED, FINISHED, RunResult
 from study.seeding import derive_seed
-from study.store import STORE_NAME, RecordStore
+from study.store import RecordStore, StoredRun
 from study.trial import evaluate_run, train_run
+
+CLAIM_POLL_S = 1.0  # how often a worker looks whether a run another worker holds has finished
 
 
 class CampaignError(RuntimeError):
@@ -39,8 +47,17 @@ def run_campaign(
     source_text: str | None = None,
     command: str = "",
     progress: bool = True,
+    isolate: int = 0,
+    record: bool = True,
+    evaluate: bool = True,
 ) -> dict[str, Any] | None:
-    """Run (or resume) `campaign` in `directory`; returns the chosen configuration's summary."""
+    """Run (or resume) `campaign` in `directory`; returns the chosen configuration's summary.
+
+    `isolate` > 0 trains each run in a worker subprocess, replaced after that many runs, so this
+    process's memory stays bounded whatever the backend leaks (study.isolate).
+    A worker that joins a campaign (study.workers) runs with `record=False` when the process
+    that launched it recorded the session, and `evaluate=False`: the test evaluation is done once.
+    """
     directory = Path(directory)
     data = load_dataset(  # bad data is refused before anything is written
         campaign.dataset,
@@ -50,19 +67,24 @@ def run_campaign(
         limit=campaign.limit,
     )
     check_against_data(campaign, data.input_shape, data.task)
+    set_determinism(campaign.deterministic)
     directory.mkdir(parents=True, exist_ok=True)
     freeze_campaign(campaign, directory, source_text)
-    record_session(campaign, directory, data_fingerprint=data.fingerprint(), command=command)
-    store = RecordStore(directory / STORE_NAME)
+    if record:
+        record_session(campaign, directory, data_fingerprint=data.fingerprint(), command=command)
+    store = open_store(campaign, directory)
     driver = make_driver(campaign, directory)
+    runner = IsolatedRunner(data, campaign.deterministic, isolate) if isolate > 0 else None
     try:
         driver.open()
         n_configurations = campaign.n_configurations()
         total = None if n_configurations is None else n_configurations * len(campaign.seeds)
         with Progress(total=total, enabled=progress) as bar:
-            _TrialLoop(campaign, data, store, driver, directory, bar).run()
-        return evaluate_chosen(campaign, data, store, directory)
+            _TrialLoop(campaign, data, store, driver, directory, bar, runner=runner).run()
+        return evaluate_chosen(campaign, data, store, directory) if evaluate else None
     finally:
+        if runner is not None:
+            runner.close()
         driver.close()
         store.close()
 
@@ -80,8 +102,8 @@ def freeze_campaign(campaign: Campaign, directory: Path, source_text: str | None
             )
         return
     if source_text is not None:
-        _write_atomically(directory / "campaign.toml", source_text)
-    _write_atomically(frozen, json.dumps(campaign.resolved, indent=2))
+        write_atomically(directory / "campaign.toml", source_text)
+    write_atomically(frozen, json.dumps(campaign.resolved, indent=2))
 
 
 def record_session(
@@ -107,14 +129,7 @@ def record_session(
             f"(fingerprint {data_fingerprint[:12]}, recorded {manifest['data_fingerprint'][:12]})"
         )
     manifest["sessions"].append(session_manifest(command))
-    _write_atomically(path, json.dumps(manifest, indent=2))
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    """A kill mid-write leaves the old file or the new one, never half of one."""
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text(text)
-    os.replace(partial, path)
+    write_atomically(path, json.dumps(manifest, indent=2))
 
 
 def _changed_keys(before: Any, after: Any, prefix: str = "") -> list[str]:
@@ -137,22 +152,133 @@ class _TrialLoop:
         driver: Driver,
         directory: Path,
         bar: Progress,
+        *,
+        runner: Callable[..., RunResult] | None = None,
     ) -> None:
         self.campaign, self.data, self.store, self.driver = campaign, data, store, driver
         self.directory, self.bar = directory, bar
+        self.runner = runner  # None: study.trial.train_run in this process
         self.best: float | None = None
 
     def run(self) -> None:
         failures = 0
-        while (proposal := self.driver.ask()) is not None:
-            objective, status, failure = self.train(proposal)
-            self.driver.tell(proposal, objective, status, failure)
-            failures = failures + 1 if status == FAILED else 0
-            if failures >= self.campaign.max_consecutive_failures:
-                raise CampaignError(
-                    f"{failures} configurations failed in a row "
-                    f"(campaign.max_consecutive_failures); the last: {failure}"
+        c = self.campaign
+        size, why_not = population_size(c.population, builder=c.builder, pruner=c.pruner)
+        if why_not:
+            print(f"population: {why_not}", file=sys.stderr)
+        n_asked = -(-size // len(c.seeds))  # configurations whose runs fill one population
+        while batch := self._ask(n_asked):
+            outcomes = self._train_together(batch, size) if size > 1 else [self.train(batch[0])]
+            for proposal, (objective, status, failure) in zip(batch, outcomes, strict=True):
+                self.driver.tell(proposal, objective, status, failure)
+                failures = failures + 1 if status == FAILED else 0
+                if failures >= c.max_consecutive_failures:
+                    raise CampaignError(
+                        f"{failures} configurations failed in a row "
+                        f"(campaign.max_consecutive_failures); the last: {failure}"
+                    )
+
+    def _ask(self, n: int) -> list[Proposal]:
+        """Up to `n` proposals (fewer when the engine waits for tells or is done)."""
+        batch: list[Proposal] = []
+        while len(batch) < n and (proposal := self.driver.ask()) is not None:
+            batch.append(proposal)
+        return batch
+
+    def _train_together(
+        self, batch: list[Proposal], size: int
+    ) -> list[tuple[float | None, str, str]]:
+        """`train` for several configurations: their unfinished runs that share an architecture
+        train as populations of up to `size` (study.population), the others one at a time.
+
+        Runs another live worker holds are waited for only after this worker's own are trained,
+        so that two workers never wait for each other's claims."""
+        c, ended = self.campaign, {}
+        claimed, held = [], []  # ((proposal index, trial, seed, key), values)
+        for p, proposal in enumerate(batch):
+            values = c.values(proposal.values)
+            key = configuration_key(values)
+            trial = self.store.trial_for(key, values)
+            for seed in c.seeds:
+                run = self.store.run(trial, seed)
+                if run is not None and run.status in FINISHED:
+                    ended[p, seed] = run.status, run.history, run.failure
+                    self.bar.finish_run()
+                else:
+                    mine = self.store.start_run(trial, seed)
+                    (claimed if mine else held).append(((p, trial, seed, key), values))
+        values_of = dict(claimed + held)
+
+        def train(tags: list[tuple[int, int, int, str]]) -> None:
+            self.bar.start_run(tags[0][1], tags[0][2], int(values_of[tags[0]]["epochs"]))
+            members = [
+                Member(
+                    values_of[t],
+                    derive_seed(c.seed, t[3], t[2]),
+                    weights_path(self.directory, t[1], t[2]),
                 )
+                for t in tags
+            ]
+            if len(tags) > 1:
+                results = train_population(
+                    members,
+                    builder=c.builder,
+                    data=self.data,
+                    objective=c.objective,
+                    direction=c.direction,
+                    on_epoch=self.bar.epoch,
+                    masks=c.population_masks,
+                )
+            else:
+                results = [
+                    (self.runner or train_run)(
+                        members[0].values,
+                        builder=c.builder,
+                        data=self.data,
+                        seed=members[0].seed,
+                        objective=c.objective,
+                        direction=c.direction,
+                        weights_path=members[0].weights_path,
+                        on_epoch=lambda epoch, value: self.bar.epoch(epoch),
+                    )
+                ]
+            for (p, trial, seed, _), result in zip(tags, results, strict=True):
+                self.store.finish_run(trial, seed, result)
+                share_weights(self.store, self.directory, trial, seed)
+                self.bar.finish_run()
+                ended[p, seed] = result.status, result.history, result.failure
+
+        populations, alone = plan_populations(claimed, builder=c.builder, size=size)
+        if alone and not getattr(self, "_said_alone", False):
+            self._said_alone = True
+            print(
+                f"population: {len(alone)} run(s) share their architecture with no other "
+                "waiting run (or use batch normalization); they train one at a time",
+                file=sys.stderr,
+            )
+        for tags in [*populations, *([tag] for tag in alone)]:
+            train(tags)
+        for tag, _ in held:
+            run = self._finished_or_claimed(tag[1], tag[2])
+            if run is None:  # its worker died: claimed now
+                train([tag])
+            else:
+                ended[tag[0], tag[2]] = run.status, run.history, run.failure
+                self.bar.finish_run()
+        outcomes = []
+        for p in range(len(batch)):
+            runs = [ended[p, seed] for seed in c.seeds]
+            failed = next((run for run in runs if run[0] != COMPLETE), None)
+            if failed is not None:
+                outcomes.append((None, failed[0], failed[2]))
+                continue
+            objective = statistics.fmean(
+                summarize_history(history, c.objective, c.direction)[f"best_{c.objective}"]
+                for _, history, _ in runs
+            )
+            self._note_best(objective)
+            outcomes.append((objective, COMPLETE, ""))
+        return outcomes
 
     def train(self, proposal: Proposal) -> tuple[float | None, str, str]:
         """The objective (mean over seeds), status and failure reason of one configuration."""
@@ -162,11 +288,10 @@ class _TrialLoop:
         trial = self.store.trial_for(key, values)
         scores = []
         for i, seed in enumerate(c.seeds):
-            run = self.store.run(trial, seed)
-            if run is None or run.status not in FINISHED:
-                self.store.start_run(trial, seed)
+            run = self._finished_or_claimed(trial, seed)
+            if run is None:  # claimed by this worker: train it
                 self.bar.start_run(trial, seed, int(values["epochs"]))
-                result = train_run(
+                result = (self.runner or train_run)(
                     values,
                     builder=c.builder,
                     data=self.data,
@@ -177,6 +302,7 @@ class _TrialLoop:
                     on_epoch=self._epoch_hook(proposal, prune=i == 0),
                 )
                 self.store.finish_run(trial, seed, result)
+                share_weights(self.store, self.directory, trial, seed)
                 status, history, failure = result.status, result.history, result.failure
             else:
                 status, history, failure = run.status, run.history, run.failure
@@ -190,6 +316,17 @@ class _TrialLoop:
         objective = statistics.fmean(scores)
         self._note_best(objective)
         return objective, COMPLETE, ""
+
+    def _finished_or_claimed(self, trial: int, seed: int) -> StoredRun | None:
+        """The run if it is finished, or None once this worker has claimed it; a run another
+        live worker holds is waited for (engines may hand one configuration to two workers)."""
+        while True:
+            run = self.store.run(trial, seed)
+            if run is not None and run.status in FINISHED:
+                return run
+            if self.store.start_run(trial, seed):
+                return None
+            time.sleep(CLAIM_POLL_S)
 
     def _epoch_hook(self, proposal: Proposal, *, prune: bool):
         def hook(epoch: int, value: float) -> bool:
@@ -214,6 +351,46 @@ def weights_path(directory: Path, trial: int, seed: int) -> Path:
     return directory / "weights" / f"trial-{trial}-seed-{seed}.npz"
 
 
+def open_store(campaign: Campaign, directory: Path) -> RecordStore:
+    """The campaign's record store; in a shared database, refuse a different campaign that has
+    the same name (the database keys campaigns by name)."""
+    store = RecordStore.for_campaign(directory, campaign.name, campaign.storage)
+    if store.shares_weights:
+        unshared = {"storage": None}  # each machine may spell the database's address its own way
+        resolved = campaign.resolved | {"campaign": campaign.resolved["campaign"] | unshared}
+        mine = json.loads(json.dumps(resolved))  # as it comes back from the store
+        before = store.meta("campaign")
+        if before is None:
+            store.set_meta("campaign", mine)
+        elif changed := _changed_keys(before, mine):
+            store.close()
+            raise CampaignError(
+                f"{campaign.storage}: holds another campaign named {campaign.name!r}; "
+                f"changed keys: {', '.join(changed)}. Rename the campaign (campaign.name)."
+            )
+    return store
+
+
+def share_weights(store: RecordStore, directory: Path, trial: int, seed: int) -> None:
+    """Copy a run's best-epoch weights into a store that other machines share."""
+    path = weights_path(directory, trial, seed)
+    if store.shares_weights and path.exists():
+        store.put_weights(trial, seed, path.read_bytes())
+
+
+def fetch_weights(store: RecordStore, directory: Path, trial: int, seed: int) -> Path:
+    """A run's weights file, fetched from a shared store when another machine trained it."""
+    path = weights_path(directory, trial, seed)
+    if not path.exists() and store.shares_weights:
+        data = store.weights(trial, seed)
+        if data is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            partial = path.with_name(path.name + ".partial")
+            partial.write_bytes(data)
+            partial.replace(path)
+    return path
+
+
 def evaluate_chosen(
     campaign: Campaign, data: Dataset, store: RecordStore, directory: Path
 ) -> dict[str, Any] | None:
@@ -233,7 +410,7 @@ def evaluate_chosen(
                 values,
                 builder=campaign.builder,
                 data=data,
-                weights_path=weights_path(directory, chosen, seed),
+                weights_path=fetch_weights(store, directory, chosen, seed),
             )
             store.set_test(chosen, seed, test[seed])
     store.set_meta("chosen_trial", chosen)

@@ -1,4 +1,4 @@
-"""The `study` command line: run, status, export.
+"""The `study` command line: run, status, report, compare, export.
 
 The edge of the program: argv and environment variables are read here and nowhere else. Bad input
 (a campaign file, data, a flag) exits with status 2 and one message naming the key or file.
@@ -37,15 +37,20 @@ def _run(args: argparse.Namespace) -> int:
     from study.campaign import CampaignError, run_campaign
     from study.config import ConfigError, load_campaign
     from study.data import DataError
+    from study.store import StoreError
 
     try:
         campaign = load_campaign(args.campaign)
     except ConfigError as error:
         raise _UserError(error) from None
+    campaign = _with_storage(campaign, args.storage)
+    environments = _worker_environments(args, campaign)
     out = Path(args.out) if args.out else Path("runs") / campaign.name
     source = Path(args.campaign).read_text() if args.campaign else None
     command = shlex.join(
         ["study", "run", *([args.campaign] if args.campaign else []), "--out", str(out)]
+        + (["--isolate", "--runs-per-worker", str(args.runs_per_worker)] if args.isolate else [])
+        + _scale_out_flags(args)
     )
     print(
         f"study: {campaign.name}: {campaign.engine} {campaign.strategy}, "
@@ -53,17 +58,164 @@ def _run(args: argparse.Namespace) -> int:
         f"-> {out}",
         file=sys.stderr,
     )
+    from study.workers import WorkerError, run_workers
+
     try:
-        chosen = run_campaign(
-            campaign, out, source_text=source, command=command, progress=not args.quiet
-        )
-    except (ConfigError, DataError, CampaignError) as error:
+        if environments is not None:
+            chosen = run_workers(
+                campaign,
+                out,
+                campaign_file=args.campaign,
+                environments=environments,
+                source_text=source,
+                command=command,
+                progress=not args.quiet,
+            )
+        else:
+            chosen = run_campaign(
+                campaign,
+                out,
+                source_text=source,
+                command=command,
+                progress=not args.quiet,
+                isolate=args.runs_per_worker if args.isolate else 0,
+            )
+    except (ConfigError, DataError, CampaignError, WorkerError, StoreError) as error:
         raise _UserError(error) from None
     _print_chosen(campaign.objective, chosen)
+    report = _write_report(out)
     print(
-        f"results: {out}  (study status {out} | study export {out} --format csv | "
-        f"study.records.load({str(out)!r}))"
+        f"results: {out}  (report: {report} | study status {out} | "
+        f"study export {out} --format csv | study.records.load({str(out)!r}))"
     )
+    return 0
+
+
+def _worker(args: argparse.Namespace) -> int:
+    """Join a campaign: the trial loop on its shared state, no test evaluation."""
+    from study.campaign import CampaignError, run_campaign
+    from study.config import ConfigError, load_campaign
+    from study.data import DataError
+    from study.store import StoreError
+
+    try:
+        campaign = load_campaign(args.campaign)
+    except ConfigError as error:
+        raise _UserError(error) from None
+    campaign = _with_storage(campaign, args.storage)
+    if not args.launched and campaign.storage is None:
+        raise _UserError(
+            "--storage: a worker joins a campaign through a shared database; give its URL "
+            "(postgresql://...), or use study run --workers N on one machine"
+        )
+    source = Path(args.campaign).read_text() if args.campaign else None
+    command = shlex.join(
+        ["study", "worker", *([args.campaign] if args.campaign else []), "--out", args.out]
+    )
+    try:
+        run_campaign(
+            campaign,
+            Path(args.out),
+            source_text=source,
+            command=command,
+            progress=not args.quiet,
+            record=not args.launched,  # the launching process recorded the session
+            evaluate=False,  # study run evaluates the chosen configuration, once
+        )
+    except (ConfigError, DataError, CampaignError, StoreError) as error:
+        raise _UserError(error) from None
+    print(f"worker done: {args.out}")
+    return 0
+
+
+def _with_storage(campaign, flag: str | None):
+    """The campaign with --storage applied; a database that cannot be reached is an error
+    naming the flag (or the key) that gave it."""
+    from study.store import check_storage, is_remote
+    from study.workers import with_storage
+
+    url, where = (flag, "--storage") if flag else (campaign.storage, "campaign.storage")
+    if url is None:
+        return campaign
+    if campaign.engine != "optuna":
+        raise _UserError(f"{where}: only the optuna engine takes a storage URL")
+    if is_remote(url):
+        problem = check_storage(url)
+        if problem:
+            raise _UserError(f"{where}: cannot connect to {_masked(url)}: {problem}")
+    return with_storage(campaign, flag)
+
+
+def _masked(url: str) -> str:
+    """A database URL with its password hidden."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return url
+
+
+def _worker_environments(args: argparse.Namespace, campaign) -> list[dict[str, str]] | None:
+    """One environment per worker process for --workers/--gpus, or None: run in-process."""
+    from study.workers import worker_environments
+
+    if args.gpus is not None and args.workers is not None:
+        raise _UserError("--workers: give --workers N or --gpus LIST, not both")
+    if args.trials_per_gpu is not None and args.gpus is None:
+        raise _UserError("--trials-per-gpu: needs --gpus")
+    if args.gpus is None and (args.workers or 1) == 1:
+        return None
+    if args.isolate:
+        raise _UserError("--isolate: not with --workers or --gpus (each worker is a process)")
+    if campaign.engine != "optuna":
+        raise _UserError(
+            "--workers: parallel workers need the optuna engine (engine = \"optuna\")"
+        )
+    if campaign.storage and not campaign.storage.startswith("postgresql"):
+        raise _UserError(
+            f"--storage: {campaign.storage.split(':')[0]} is not for parallel workers; "
+            "use PostgreSQL, or no storage (a journal file in the campaign folder)"
+        )
+    return worker_environments(
+        workers=args.workers or 1, gpus=args.gpus or (), trials_per_gpu=args.trials_per_gpu or 1
+    )
+
+
+def _scale_out_flags(args: argparse.Namespace) -> list[str]:
+    flags = []
+    if args.workers is not None:
+        flags += ["--workers", str(args.workers)]
+    if args.gpus is not None:
+        flags += ["--gpus", ",".join(map(str, args.gpus))]
+    if args.trials_per_gpu is not None:
+        flags += ["--trials-per-gpu", str(args.trials_per_gpu)]
+    if args.storage is not None:
+        flags += ["--storage", _masked(args.storage)]
+    return flags
+
+
+def _write_report(directory: str | Path) -> Path:
+    from reports.html import ReportError, write_report
+
+    try:
+        return write_report(directory)
+    except ReportError as error:
+        raise _UserError(error) from None
+
+
+def _report(args: argparse.Namespace) -> int:
+    print(_write_report(args.directory))
+    return 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from reports.html import ReportError, write_comparison
+
+    try:
+        print(write_comparison(args.directories, out=args.out))
+    except ReportError as error:
+        raise _UserError(error) from None
     return 0
 
 
@@ -97,11 +249,42 @@ def _mean_sd(mean: float, sd: float, seeds: int) -> str:
 
 def _load_records(directory: str):
     from study import records
+    from study.store import StoreError
 
     try:
         return records.load(directory)
-    except FileNotFoundError as error:
+    except (FileNotFoundError, StoreError) as error:
         raise _UserError(error) from None
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from study.verify import VerifyError, default_tolerance, frozen_campaign, verify
+
+    try:
+        campaign = frozen_campaign(args.directory)
+        tolerance = default_tolerance(campaign) if args.tolerance is None else args.tolerance
+        checks = verify(args.directory, n_runs=args.trials)
+    except VerifyError as error:
+        raise _UserError(error) from None
+    if getattr(campaign, "population", 1) != 1:
+        print(
+            "note: this campaign trained runs together in populations; verify retrains each "
+            "run alone, which matches a population member up to rounding"
+        )
+    for check in checks:
+        where = f" ({check.column}, epoch {check.epoch})" if check.epoch else ""
+        why = f": {check.failure}" if check.failure else ""
+        verdict = "ok" if check.max_difference <= tolerance else "DIFFERS"
+        print(
+            f"trial {check.trial} seed {check.seed}: largest difference "
+            f"{check.max_difference:.3g}{where}{why}  {verdict}"
+        )
+    worst = max(check.max_difference for check in checks)
+    print(
+        f"{len(checks)} run(s) retrained; largest difference {worst:.3g}, tolerance {tolerance:g}: "
+        f"{'reproduced' if worst <= tolerance else 'NOT reproduced'}"
+    )
+    return 0 if worst <= tolerance else 1
 
 
 def _status(args: argparse.Namespace) -> int:
@@ -161,17 +344,105 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("campaign", nargs="?", help="campaign TOML file (default: the built-in one)")
     run.add_argument("--out", help="campaign folder (default: runs/<campaign name>)")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
+    run.add_argument(
+        "--isolate",
+        action="store_true",
+        help="train in worker subprocesses, so this process's memory stays bounded",
+    )
+    run.add_argument(
+        "--runs-per-worker",
+        type=_positive_int,
+        default=20,
+        metavar="N",
+        help="with --isolate: replace the worker after N runs (default 20)",
+    )
+    run.add_argument(
+        "--workers", type=_positive_int, metavar="N", help="N worker processes share the campaign"
+    )
+    run.add_argument(
+        "--gpus", type=_gpu_list, metavar="LIST", help="one worker per GPU, like 0,1,3"
+    )
+    run.add_argument(
+        "--trials-per-gpu",
+        type=_positive_int,
+        metavar="K",
+        help="with --gpus: K workers share each GPU (default 1)",
+    )
+    run.add_argument("--storage", metavar="URL", help="Optuna storage URL (campaign.storage)")
     run.set_defaults(handler=_run)
+
+    worker = commands.add_parser(
+        "worker", help="join a campaign through its shared database (from another machine)"
+    )
+    worker.add_argument("campaign", nargs="?", help="campaign TOML file (default: built-in)")
+    worker.add_argument("--out", required=True, help="this machine's campaign folder")
+    worker.add_argument("--storage", metavar="URL", help="the campaign's PostgreSQL URL")
+    worker.add_argument("--quiet", action="store_true", help="no progress bar")
+    worker.add_argument("--launched", action="store_true", help=argparse.SUPPRESS)
+    worker.set_defaults(handler=_worker)
+
+    verify = commands.add_parser(
+        "verify", help="retrain finished runs; exit 1 when a curve differs beyond the tolerance"
+    )
+    verify.add_argument("directory")
+    verify.add_argument(
+        "--trials", type=_positive_int, default=3, metavar="K", help="runs to retrain (default 3)"
+    )
+    verify.add_argument(
+        "--tolerance",
+        type=_non_negative_float,
+        metavar="T",
+        help="largest absolute difference allowed (default 1e-6; 1e-2 if not deterministic)",
+    )
+    verify.set_defaults(handler=_verify)
 
     status = commands.add_parser("status", help="progress and the best configuration so far")
     status.add_argument("directory")
     status.set_defaults(handler=_status)
+
+    report = commands.add_parser("report", help="write DIR/report.html (a self-contained page)")
+    report.add_argument("directory")
+    report.set_defaults(handler=_report)
+
+    compare = commands.add_parser("compare", help="one HTML report over several campaigns")
+    compare.add_argument("directories", nargs="+", metavar="DIR")
+    compare.add_argument("--out", required=True, help="the HTML file to write")
+    compare.set_defaults(handler=_compare)
 
     export = commands.add_parser("export", help="write DIR/trials.<ext> and DIR/epochs.<ext>")
     export.add_argument("directory")
     export.add_argument("--format", choices=EXPORT_FORMATS, required=True)
     export.set_defaults(handler=_export)
     return parser
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive integer")
+    return value
+
+
+def _gpu_list(text: str) -> tuple[int, ...]:
+    from study.workers import parse_gpus
+
+    try:
+        return parse_gpus(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:  # NaN too
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number >= 0")
+    return value
 
 
 if __name__ == "__main__":

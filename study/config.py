@@ -28,6 +28,7 @@ from search_spaces import (
     Param,
     SearchSpace,
 )
+from study.data import SPEC_FORMS
 from study.results import direction_of
 
 STRATEGIES = {
@@ -64,6 +65,9 @@ class Campaign:
     fixed: dict[str, Any]
     space: SearchSpace
     resolved: dict[str, Any]
+    deterministic: bool = True
+    population: int | str = 1  # members trained together (study.population), or "auto"
+    population_masks: str = "member"  # study.population.MASKS
 
     @property
     def direction(self) -> str:
@@ -127,6 +131,8 @@ def parse_campaign(raw: Mapping[str, Any], *, source: str = "campaign") -> Campa
 
     c = reader.section("campaign", tables["campaign"], _CAMPAIGN_KEYS)
     d = reader.section("data", tables["data"], _DATA_KEYS)
+    if isinstance(d["dataset"], str) and not _is_dataset_spec(d["dataset"]):
+        problems.append(f"data.dataset: {d['dataset']!r} is not a dataset (forms: {SPEC_FORMS})")
     builder = tables["model"].get("builder", "mlp")
     if builder not in BUILDER_KEYS:
         problems.append(f"model.builder: {builder!r} is not one of {', '.join(BUILDER_KEYS)}")
@@ -168,6 +174,9 @@ def parse_campaign(raw: Mapping[str, Any], *, source: str = "campaign") -> Campa
         fixed=fixed,
         space=space,
         resolved=resolved,
+        deterministic=c["deterministic"],
+        population=c["population"],
+        population_masks=c["population_masks"],
     )
 
 
@@ -203,6 +212,14 @@ def _combination_problems(
         )
     if c["storage"] is not None and c["engine"] != "optuna":
         problems.append("campaign.storage: only the optuna engine takes a storage URL")
+    population = c["population"]
+    if population != "auto" and not (
+        isinstance(population, int) and not isinstance(population, bool) and population >= 1
+    ):
+        problems.append(
+            f'campaign.population: {population!r} is not an integer >= 1 or "auto" '
+            "(the number of runs trained together; 1 = one at a time)"
+        )
     all_metrics = sorted({f"val_{m}" for metrics in TASK_METRICS.values() for m in metrics})
     if c["objective"] not in all_metrics:
         problems.append(
@@ -264,6 +281,20 @@ _CAMPAIGN_KEYS = {
     "pruner": KeySpec(str, "none", choices=PRUNERS),
     "storage": KeySpec(str, None, doc="Optuna storage URL; default: SQLite in the campaign folder"),
     "max_consecutive_failures": KeySpec(int, 5, low=1),
+    "deterministic": KeySpec(
+        bool, True, doc="deterministic ops (TensorFlow op determinism); reruns give equal curves"
+    ),
+    "population": KeySpec(
+        object,
+        1,
+        doc='train up to this many configurations x seeds of one architecture together; "auto"',
+    ),
+    "population_masks": KeySpec(
+        str,
+        "member",
+        choices=("member", "population"),
+        doc="Dropout masks in a population: each member's own, or one draw for all (faster)",
+    ),
 }
 _DATA_KEYS = {
     "dataset": KeySpec(str, "digits"),
@@ -394,6 +425,14 @@ class _Reader:
             return None
         values = tuple(values) if isinstance(values, list) else (values,)
         return Condition(parent, values)
+
+
+def _is_dataset_spec(spec: str) -> bool:
+    """The forms of SPEC_FORMS: a dataset name, or `idx:`, `npz:` or `csv:` and a path."""
+    kind, sep, arg = spec.partition(":")
+    return (not sep and spec in ("digits", "mnist", "fashion_mnist", "cifar10")) or (
+        kind in ("idx", "npz", "csv") and bool(arg)
+    )
 
 
 def _suggest(key: str, specs: Mapping[str, Any]) -> str:

@@ -26,7 +26,9 @@ PACKAGES = (
 
 def session_manifest(command: str) -> dict[str, Any]:
     """One session of `study run`: when, the command, and the software and hardware it ran on."""
-    import keras
+    import keras  # here, not at the top: reading a manifest must not load a backend
+
+    from study.backend import determinism_enabled
 
     return {
         "started": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
@@ -37,6 +39,8 @@ def session_manifest(command: str) -> dict[str, Any]:
         "platform": platform.platform(),
         "packages": {name: _version(name) for name in PACKAGES if _version(name)},
         "git_commit": _git_commit(),
+        "git_dirty": _git_dirty(),
+        "deterministic_ops": determinism_enabled(),
     }
 
 
@@ -67,6 +71,20 @@ def _devices(backend: str) -> list[str]:
     except Exception as error:  # a manifest must not stop a campaign
         return [f"unknown ({error})"]
     return ["cpu"]
+
+
+def _git_dirty() -> bool | None:
+    """Whether the working tree has uncommitted changes (None outside a git checkout)."""
+    try:
+        out = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return bool(out.stdout.strip()) if out.returncode == 0 else None
 
 
 def _git_commit() -> str | None:

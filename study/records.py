@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from study.results import COMPLETE, direction_of
-from study.store import STORE_NAME, RecordStore
+from study.store import STORE_NAME, RecordStore, is_remote
 
 CAMPAIGN_FILE = "campaign.json"
 
@@ -33,10 +33,13 @@ class Records(NamedTuple):
 def load(directory: str | Path) -> Records:
     """The trials and epochs frames of the campaign in `directory`."""
     directory = Path(directory)
-    if not (directory / STORE_NAME).exists() or not (directory / CAMPAIGN_FILE).exists():
-        raise FileNotFoundError(f"{directory}: not a campaign folder (no {STORE_NAME})")
+    if not (directory / CAMPAIGN_FILE).exists():
+        raise FileNotFoundError(f"{directory}: not a campaign folder (no {CAMPAIGN_FILE})")
     campaign = json.loads((directory / CAMPAIGN_FILE).read_text())["campaign"]
-    store = RecordStore(directory / STORE_NAME)
+    storage = campaign.get("storage")  # a shared database holds the records of this campaign
+    if not is_remote(storage) and not (directory / STORE_NAME).exists():
+        raise FileNotFoundError(f"{directory}: not a campaign folder (no {STORE_NAME})")
+    store = RecordStore.for_campaign(directory, campaign["name"], storage)
     try:
         configurations, runs = store.configurations(), store.runs()
     finally:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 
 import keras
+import numpy as np
 
 
 def derive_seed(campaign_seed: int, configuration_key: str, seed: int) -> int:
@@ -19,3 +20,9 @@ def derive_seed(campaign_seed: int, configuration_key: str, seed: int) -> int:
 def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and the Keras backend (weights, Dropout masks, shuffling)."""
     keras.utils.set_random_seed(seed)
+
+
+def data_order(seed: int, epoch: int, n: int) -> np.ndarray:
+    """The order in which a run seeded with `seed` visits its `n` training examples in `epoch`
+    (0-based). Sequential runs and population members share it, so their batches are the same."""
+    return np.random.default_rng([seed, epoch]).permutation(n)

@@ -1,43 +1,84 @@
-"""The record store: one SQLite database per campaign folder, written by the trial loop.
+"""The record store: what was trained, one row per configuration x seed with its full per-epoch
+history, the same whichever engine asked for it.
 
-Engines keep their own state (what to try next); this store keeps what was trained, one row per
-configuration x seed with its full per-epoch history, the same whichever engine asked for it. Every
-write is one committed transaction, so a run killed at any moment leaves the store intact, and a
-finished configuration x seed is found here and never trained again.
+By default one SQLite file per campaign folder (DIR/records.sqlite, WAL: several local worker
+processes may write to it). With a PostgreSQL storage URL the same tables live in that database,
+keyed by campaign name, so workers on several machines share them. Every write is one committed
+transaction, so a process killed at any moment leaves the store intact.
+
+Claims: `start_run` atomically claims a configuration x seed for this worker. It fails when the
+pair is finished, or claimed by another worker that is alive: its heartbeat (renewed every
+`heartbeat_s` by a thread while the pair is held) is younger than `stale_after_s` and, on this
+host, its process still runs. A stale claim is taken over. So no pair is trained twice at once,
+whatever the engine proposes, and a pair left RUNNING by a killed process is trained again.
 """
 
 from __future__ import annotations
 
 import json
-import sqlite3
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+import os
+import random
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from study.results import RUNNING, RunResult
+import sqlalchemy as sa
+
+from study.results import FINISHED, RUNNING, RunResult
 
 STORE_NAME = "records.sqlite"
+HEARTBEAT_S = 10.0
+STALE_AFTER_S = 60.0
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS configurations (
-    trial INTEGER PRIMARY KEY,          -- names the configuration; shared by its seeds
-    key TEXT NOT NULL UNIQUE,           -- search_spaces.configuration_key of its values
-    params TEXT NOT NULL                -- JSON: every fixed and searched value
-);
-CREATE TABLE IF NOT EXISTS runs (
-    trial INTEGER NOT NULL REFERENCES configurations(trial),
-    seed INTEGER NOT NULL,
-    status TEXT NOT NULL,               -- RUNNING, COMPLETE, FAILED, PRUNED
-    history TEXT NOT NULL DEFAULT '{}', -- JSON: {"train_loss": [...], "val_loss": [...], ...}
-    duration_s REAL,
-    failure TEXT NOT NULL DEFAULT '',
-    test TEXT,                          -- JSON test metrics; only the chosen configuration's
-    PRIMARY KEY (trial, seed)
-);
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-"""
+_T = TypeVar("_T")
+_metadata = sa.MetaData()
+_configurations = sa.Table(
+    "configurations",
+    _metadata,
+    sa.Column("campaign", sa.Text, primary_key=True),  # "" in a campaign folder's own file
+    sa.Column("trial", sa.Integer, primary_key=True, autoincrement=False),  # shared by seeds
+    sa.Column("key", sa.Text, nullable=False),  # search_spaces.configuration_key of its values
+    sa.Column("params", sa.Text, nullable=False),  # JSON: every fixed and searched value
+    sa.UniqueConstraint("campaign", "key"),
+)
+_runs = sa.Table(
+    "runs",
+    _metadata,
+    sa.Column("campaign", sa.Text, primary_key=True),
+    sa.Column("trial", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("seed", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("status", sa.Text, nullable=False),  # RUNNING, COMPLETE, FAILED, PRUNED
+    sa.Column("history", sa.Text, nullable=False, default="{}"),  # {"train_loss": [...], ...}
+    sa.Column("duration_s", sa.Float),
+    sa.Column("failure", sa.Text, nullable=False, default=""),
+    sa.Column("test", sa.Text),  # JSON test metrics; only the chosen configuration's
+    sa.Column("worker", sa.Text, nullable=False, default=""),  # host:pid:token of the claim
+    sa.Column("heartbeat", sa.Float),  # the claim's last sign of life (the database's clock)
+)
+_meta = sa.Table(
+    "meta",
+    _metadata,
+    sa.Column("campaign", sa.Text, primary_key=True),
+    sa.Column("key", sa.Text, primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+)
+_weights = sa.Table(  # best-epoch weights, for a store that workers on other machines share
+    "weights",
+    _metadata,
+    sa.Column("campaign", sa.Text, primary_key=True),
+    sa.Column("trial", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("seed", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("data", sa.LargeBinary, nullable=False),
+)
+
+
+class StoreError(RuntimeError):
+    """A record store this version cannot use."""
 
 
 @dataclass(frozen=True)
@@ -51,100 +92,390 @@ class StoredRun:
     test: dict[str, float] | None
 
 
-class RecordStore:
-    """Configurations, runs and campaign-level facts (such as the chosen configuration)."""
+def is_remote(storage: str | None) -> bool:
+    """Whether `storage` is a database URL that workers on several machines share."""
+    return bool(storage) and storage.split(":", 1)[0].split("+", 1)[0] == "postgresql"
 
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        self._db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.executescript(_SCHEMA)
+
+def store_url(directory: str | Path, storage: str | None) -> str:
+    """Where a campaign's records live: the shared database, or DIR/records.sqlite."""
+    return storage if is_remote(storage) else f"sqlite:///{Path(directory) / STORE_NAME}"
+
+
+def check_storage(url: str, *, timeout_s: int = 5) -> str | None:
+    """Why a database URL cannot be used, or None when it can be connected to."""
+    try:
+        engine = sa.create_engine(url, connect_args={"connect_timeout": timeout_s})
+    except ModuleNotFoundError as error:
+        return f"{error} (install the postgres extra: pip install 'regstudy[postgres]')"
+    except Exception as error:  # a malformed URL
+        return f"{type(error).__name__}: {error}"
+    try:
+        with engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+    except Exception as error:
+        reason = str(getattr(error, "orig", error)).strip().splitlines()
+        return reason[0] if reason else type(error).__name__
+    finally:
+        engine.dispose()
+    return None
+
+
+def worker_id() -> str:
+    """host:pid:token, unique to one store object of one process."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def is_stale_worker(worker: str, *, host: str | None = None) -> bool:
+    """Whether a worker id names a dead process of this host, or this very process (whose earlier
+    loop was interrupted: one process runs one trial loop). False for other hosts: unknown."""
+    try:
+        worker_host, pid, _ = worker.rsplit(":", 2)
+        pid_n = int(pid)
+    except ValueError:
+        return True  # no owner recorded (an old row)
+    if worker_host != (host or socket.gethostname()):
+        return False
+    return pid_n == os.getpid() or not _alive(pid_n)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a killed child its parent has not reaped yet is a zombie: dead
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+class RecordStore:
+    """Configurations, runs and campaign-level facts (such as the chosen configuration).
+
+    `location` is a SQLite file path or a database URL; `campaign` keys the rows (several
+    campaigns may share one database)."""
+
+    def __init__(
+        self,
+        location: str | Path,
+        *,
+        campaign: str = "",
+        heartbeat_s: float = HEARTBEAT_S,
+        stale_after_s: float = STALE_AFTER_S,
+    ) -> None:
+        url = str(location) if "://" in str(location) else f"sqlite:///{location}"
+        self.url, self.campaign = url, campaign
+        self.heartbeat_s, self.stale_after_s = heartbeat_s, stale_after_s
+        self.worker = worker_id()
+        self.is_sqlite = url.startswith("sqlite")
+        if self.is_sqlite:
+            self._engine = sa.create_engine(
+                url, connect_args={"timeout": 60, "check_same_thread": False}
+            )
+            sa.event.listen(self._engine, "connect", _sqlite_connect)
+            sa.event.listen(self._engine, "begin", _sqlite_begin)
+        else:
+            self._engine = sa.create_engine(url, pool_pre_ping=True)
+        self._write(lambda conn: _metadata.create_all(conn))
+        self._check_format(location)
+        self._held: set[tuple[int, int]] = set()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._beater: threading.Thread | None = None
+
+    def _check_format(self, location: str | Path) -> None:
+        """Refuse a store an older version wrote (no claim columns), rather than fail later."""
+        columns = {c["name"] for c in sa.inspect(self._engine).get_columns("runs")}
+        if not {"campaign", "worker", "heartbeat"} <= columns:
+            self._engine.dispose()
+            raise StoreError(
+                f"{location}: written by an older version of regstudy (no run claims); "
+                "read it with sqlite3, or run the campaign again into a new folder"
+            )
+
+    @classmethod
+    def for_campaign(cls, directory: str | Path, name: str, storage: str | None) -> RecordStore:
+        """The store of a campaign: DIR/records.sqlite, or its rows in the shared database."""
+        if is_remote(storage):
+            return cls(storage, campaign=name)
+        return cls(Path(directory) / STORE_NAME)
+
+    @property
+    def shares_weights(self) -> bool:
+        """Whether best-epoch weights go into the store (workers on other machines need them)."""
+        return not self.is_sqlite
 
     def close(self) -> None:
-        self._db.close()
+        self._stop.set()
+        if self._beater is not None:
+            self._beater.join()
+        self._engine.dispose()
 
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            yield self._db
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
+    # Transactions -------------------------------------------------------------------------
+
+    def _write(self, work: Callable[[sa.Connection], _T]) -> _T:
+        """One write transaction, retried when a concurrent writer wins a race on a key."""
+        for attempt in range(30):
+            try:
+                with self._engine.connect() as conn:
+                    conn.execution_options(write=True)
+                    with conn.begin():
+                        return work(conn)
+            except sa.exc.IntegrityError:
+                if attempt == 29:
+                    raise
+                time.sleep(random.uniform(0.01, 0.1))
+        raise AssertionError("unreachable")
+
+    def _read(self, statement: Any) -> list[Any]:
+        with self._engine.connect() as conn:
+            return list(conn.execute(statement))
+
+    def _now(self, conn: sa.Connection) -> float:
+        """Seconds since the epoch on the database's clock (one clock for every machine)."""
+        if self.is_sqlite:
+            return time.time()
+        return float(conn.execute(sa.text("SELECT extract(epoch FROM clock_timestamp())")).scalar())
+
+    # Configurations -------------------------------------------------------------------------
 
     def trial_for(self, key: str, params: Mapping[str, Any]) -> int:
         """The trial number of a configuration, given one the first time it is seen."""
-        with self._transaction() as db:
-            row = db.execute("SELECT trial FROM configurations WHERE key = ?", (key,)).fetchone()
-            if row:
-                return row[0]
-            cursor = db.execute(
-                "INSERT INTO configurations (key, params) VALUES (?, ?)",
-                (key, json.dumps(dict(params))),
+        c = _configurations.c
+
+        def work(conn: sa.Connection) -> int:
+            found = conn.execute(
+                sa.select(c.trial).where(c.campaign == self.campaign, c.key == key)
+            ).scalar()
+            if found is not None:
+                return int(found)
+            last = conn.execute(
+                sa.select(sa.func.max(c.trial)).where(c.campaign == self.campaign)
+            ).scalar()
+            trial = (last or 0) + 1
+            conn.execute(
+                _configurations.insert().values(
+                    campaign=self.campaign, trial=trial, key=key, params=json.dumps(dict(params))
+                )
             )
-            return int(cursor.lastrowid)
+            return trial
 
-    def run(self, trial: int, seed: int) -> StoredRun | None:
-        row = self._db.execute(
-            "SELECT trial, seed, status, history, duration_s, failure, test FROM runs"
-            " WHERE trial = ? AND seed = ?",
-            (trial, seed),
-        ).fetchone()
-        return _stored_run(row) if row else None
-
-    def start_run(self, trial: int, seed: int) -> None:
-        with self._transaction() as db:
-            db.execute(
-                "INSERT OR REPLACE INTO runs (trial, seed, status) VALUES (?, ?, ?)",
-                (trial, seed, RUNNING),
-            )
-
-    def finish_run(self, trial: int, seed: int, result: RunResult) -> None:
-        with self._transaction() as db:
-            db.execute(
-                "UPDATE runs SET status = ?, history = ?, duration_s = ?, failure = ?"
-                " WHERE trial = ? AND seed = ?",
-                (
-                    result.status,
-                    json.dumps(result.history),
-                    result.duration_s,
-                    result.failure,
-                    trial,
-                    seed,
-                ),
-            )
-
-    def set_test(self, trial: int, seed: int, metrics: Mapping[str, float]) -> None:
-        with self._transaction() as db:
-            db.execute(
-                "UPDATE runs SET test = ? WHERE trial = ? AND seed = ?",
-                (json.dumps(dict(metrics)), trial, seed),
-            )
-
-    def set_meta(self, key: str, value: Any) -> None:
-        with self._transaction() as db:
-            db.execute(
-                "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, json.dumps(value))
-            )
-
-    def meta(self, key: str, default: Any = None) -> Any:
-        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-        return json.loads(row[0]) if row else default
+        return self._write(work)
 
     def configurations(self) -> dict[int, dict[str, Any]]:
-        rows = self._db.execute("SELECT trial, params FROM configurations ORDER BY trial")
+        c = _configurations.c
+        rows = self._read(
+            sa.select(c.trial, c.params).where(c.campaign == self.campaign).order_by(c.trial)
+        )
         return {trial: json.loads(params) for trial, params in rows}
 
+    # Runs -------------------------------------------------------------------------------------
+
+    def _run_columns(self) -> list[Any]:
+        c = _runs.c
+        return [c.trial, c.seed, c.status, c.history, c.duration_s, c.failure, c.test]
+
+    def run(self, trial: int, seed: int) -> StoredRun | None:
+        c = _runs.c
+        rows = self._read(
+            sa.select(*self._run_columns()).where(
+                c.campaign == self.campaign, c.trial == trial, c.seed == seed
+            )
+        )
+        return _stored_run(rows[0]) if rows else None
+
     def runs(self) -> list[StoredRun]:
-        rows = self._db.execute(
-            "SELECT trial, seed, status, history, duration_s, failure, test FROM runs"
-            " ORDER BY trial, seed"
+        c = _runs.c
+        rows = self._read(
+            sa.select(*self._run_columns())
+            .where(c.campaign == self.campaign)
+            .order_by(c.trial, c.seed)
         )
         return [_stored_run(row) for row in rows]
 
+    def start_run(self, trial: int, seed: int) -> bool:
+        """Claim a configuration x seed for this worker; False when it is finished or another
+        live worker holds it. While held, a thread renews the claim's heartbeat."""
+        c = _runs.c
+        where = sa.and_(c.campaign == self.campaign, c.trial == trial, c.seed == seed)
 
-def _stored_run(row: tuple) -> StoredRun:
+        def work(conn: sa.Connection) -> bool:
+            now = self._now(conn)
+            row = conn.execute(
+                sa.select(c.status, c.worker, c.heartbeat).where(where).with_for_update()
+            ).first()
+            claim = dict(
+                status=RUNNING,
+                history="{}",
+                duration_s=None,
+                failure="",
+                test=None,
+                worker=self.worker,
+                heartbeat=now,
+            )
+            if row is None:
+                conn.execute(
+                    _runs.insert().values(campaign=self.campaign, trial=trial, seed=seed, **claim)
+                )
+                return True
+            status, worker, heartbeat = row
+            if status in FINISHED:
+                return False
+            if worker != self.worker and not self._is_stale(worker, heartbeat, now):
+                return False
+            conn.execute(_runs.update().where(where).values(**claim))
+            return True
+
+        claimed = self._write(work)
+        if claimed:
+            self._hold(trial, seed)
+        return claimed
+
+    def _is_stale(self, worker: str, heartbeat: float | None, now: float) -> bool:
+        if heartbeat is None or now - heartbeat > self.stale_after_s:
+            return True
+        return is_stale_worker(worker)
+
+    def finish_run(self, trial: int, seed: int, result: RunResult) -> None:
+        c = _runs.c
+        self._release(trial, seed)
+        self._write(
+            lambda conn: conn.execute(
+                _runs.update()
+                .where(c.campaign == self.campaign, c.trial == trial, c.seed == seed)
+                .values(
+                    status=result.status,
+                    history=json.dumps(result.history),
+                    duration_s=result.duration_s,
+                    failure=result.failure,
+                    heartbeat=None,
+                )
+            )
+        )
+
+    def running(self) -> int:
+        """Runs that a live worker holds now (stale claims not counted)."""
+        c = _runs.c
+        with self._engine.connect() as conn:
+            now = self._now(conn)
+            rows = conn.execute(
+                sa.select(c.worker, c.heartbeat).where(
+                    c.campaign == self.campaign, c.status == RUNNING
+                )
+            ).all()
+        return sum(not self._is_stale(w, h, now) for w, h in rows)
+
+    def status_counts(self) -> dict[str, int]:
+        c = _runs.c
+        rows = self._read(
+            sa.select(c.status, sa.func.count())
+            .where(c.campaign == self.campaign)
+            .group_by(c.status)
+        )
+        return {status: int(n) for status, n in rows}
+
+    def set_test(self, trial: int, seed: int, metrics: Mapping[str, float]) -> None:
+        c = _runs.c
+        self._write(
+            lambda conn: conn.execute(
+                _runs.update()
+                .where(c.campaign == self.campaign, c.trial == trial, c.seed == seed)
+                .values(test=json.dumps(dict(metrics)))
+            )
+        )
+
+    # Heartbeats -------------------------------------------------------------------------------
+
+    def _hold(self, trial: int, seed: int) -> None:
+        with self._lock:
+            self._held.add((trial, seed))
+            if self._beater is None:
+                self._beater = threading.Thread(target=self._beat, name="store-heartbeat")
+                self._beater.daemon = True
+                self._beater.start()
+
+    def _release(self, trial: int, seed: int) -> None:
+        with self._lock:
+            self._held.discard((trial, seed))
+
+    def _beat(self) -> None:
+        c = _runs.c
+        while not self._stop.wait(self.heartbeat_s):
+            with self._lock:
+                held = list(self._held)
+            for trial, seed in held:
+                try:
+                    self._write(
+                        lambda conn, trial=trial, seed=seed: conn.execute(
+                            _runs.update()
+                            .where(
+                                c.campaign == self.campaign,
+                                c.trial == trial,
+                                c.seed == seed,
+                                c.worker == self.worker,
+                                c.status == RUNNING,
+                            )
+                            .values(heartbeat=self._now(conn))
+                        )
+                    )
+                except sa.exc.SQLAlchemyError:  # a missed beat; the next one may get through
+                    pass
+
+    # Campaign-level facts and weights ---------------------------------------------------------
+
+    def set_meta(self, key: str, value: Any) -> None:
+        c = _meta.c
+
+        def work(conn: sa.Connection) -> None:
+            conn.execute(_meta.delete().where(c.campaign == self.campaign, c.key == key))
+            conn.execute(
+                _meta.insert().values(campaign=self.campaign, key=key, value=json.dumps(value))
+            )
+
+        self._write(work)
+
+    def meta(self, key: str, default: Any = None) -> Any:
+        c = _meta.c
+        rows = self._read(sa.select(c.value).where(c.campaign == self.campaign, c.key == key))
+        return json.loads(rows[0][0]) if rows else default
+
+    def put_weights(self, trial: int, seed: int, data: bytes) -> None:
+        c = _weights.c
+
+        def work(conn: sa.Connection) -> None:
+            where = sa.and_(c.campaign == self.campaign, c.trial == trial, c.seed == seed)
+            conn.execute(_weights.delete().where(where))
+            conn.execute(
+                _weights.insert().values(campaign=self.campaign, trial=trial, seed=seed, data=data)
+            )
+
+        self._write(work)
+
+    def weights(self, trial: int, seed: int) -> bytes | None:
+        c = _weights.c
+        rows = self._read(
+            sa.select(c.data).where(c.campaign == self.campaign, c.trial == trial, c.seed == seed)
+        )
+        return bytes(rows[0][0]) if rows else None
+
+
+def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
+    # Let the "begin" hook below open transactions (pysqlite's own BEGIN is deferred and late).
+    dbapi_connection.isolation_level = None
+    dbapi_connection.execute("PRAGMA journal_mode=WAL")
+
+
+def _sqlite_begin(conn: sa.Connection) -> None:
+    # A write takes the database's write lock at once: read-then-write is then atomic.
+    conn.exec_driver_sql(
+        "BEGIN IMMEDIATE" if conn.get_execution_options().get("write") else "BEGIN"
+    )
+
+
+def _stored_run(row: Any) -> StoredRun:
     trial, seed, status, history, duration_s, failure, test = row
     return StoredRun(
         trial,

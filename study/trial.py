@@ -17,9 +17,10 @@ import keras
 import numpy as np
 
 from search_spaces import BUILDERS
+from study.backend import forget_traced_gradients
 from study.data import Dataset
 from study.results import COMPLETE, FAILED, PRUNED, RunResult
-from study.seeding import seed_everything
+from study.seeding import data_order, seed_everything
 
 # Called after each epoch with (epoch, value of the objective); True stops the run as PRUNED.
 EpochHook = Callable[[int, float], bool]
@@ -31,8 +32,10 @@ def fresh_session() -> None:
     TensorFlow keeps every traced training step alive (about 10,000 objects a `fit`), so each full
     collection would scan all earlier runs' objects and grow slower run after run. After
     collecting, what survives is frozen out of later collections: each run's collection then
-    scans only the objects created since the last one.
+    scans only the objects created since the last one. Dropping TensorFlow's gradient functions
+    of earlier runs first (study.backend) lets the collection free their traced steps at all.
     """
+    forget_traced_gradients()
     keras.utils.clear_session(free_memory=False)
     gc.collect()
     gc.freeze()
@@ -66,12 +69,13 @@ def train_run(
     tracker = _Tracker(objective, direction, on_epoch)
     try:
         model = build_model(values, builder, data)
+        batches = _InOrder(data, seed, int(values["epochs"]), int(values["batch_size"]))
         model.fit(
-            data.x_train,
-            data.y_train,
+            batches,
             validation_data=(data.x_val, data.y_val),
             epochs=int(values["epochs"]),
-            batch_size=int(values["batch_size"]),
+            steps_per_epoch=batches.steps_per_epoch,
+            shuffle=False,
             verbose=0,
             callbacks=[tracker],
         )
@@ -102,6 +106,28 @@ def evaluate_run(
         data.x_test, data.y_test, batch_size=int(values["batch_size"]), verbose=0, return_dict=True
     )
     return {name: float(value) for name, value in scores.items()}
+
+
+class _InOrder(keras.utils.PyDataset):
+    """The training batches of all epochs, in the run's own order (`study.seeding.data_order`,
+    which population training shares): batch j is a pure function of j, so Keras may peek at
+    batches or call `on_epoch_end` without changing what is trained."""
+
+    def __init__(self, data: Dataset, seed: int, epochs: int, batch_size: int) -> None:
+        super().__init__()
+        self.x, self.y, self.seed, self.batch_size = data.x_train, data.y_train, seed, batch_size
+        self.steps_per_epoch, self.epochs = math.ceil(len(self.x) / batch_size), epochs
+        self._epoch, self._order = -1, np.arange(0)
+
+    def __len__(self) -> int:
+        return self.steps_per_epoch * self.epochs
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        epoch, step = divmod(index, self.steps_per_epoch)
+        if epoch != self._epoch:
+            self._epoch, self._order = epoch, data_order(self.seed, epoch, len(self.x))
+        rows = self._order[step * self.batch_size : (step + 1) * self.batch_size]
+        return self.x[rows], self.y[rows]
 
 
 class _Tracker(keras.callbacks.Callback):

@@ -1,19 +1,36 @@
 """Optuna: grid (every point enqueued once), random, quasi-random (Halton), TPE; median and
-Hyperband pruners. Storage: SQLite in the campaign folder unless a URL is given."""
+Hyperband pruners.
+
+Storage: the campaign's URL when it has one (PostgreSQL: heartbeats, and a trial whose worker
+stopped beating is failed and enqueued again); else the journal file DIR/optuna.journal when the
+folder has one (study.workers creates it: several processes share it); else DIR/optuna.sqlite.
+
+Several workers may share one study. Each trial records its worker (host:pid:token); a RUNNING
+trial whose worker is a dead process of this host is failed and its configuration enqueued again.
+Grid points are popped from the queue atomically, and a worker whose queue is empty waits while
+other live workers still run trials (one of them may die and hand its point back).
+"""
 
 from __future__ import annotations
 
+import time
 import warnings
 from typing import Any
 
 import optuna
+from optuna.storages import BaseStorage
+from optuna.storages._heartbeat import get_heartbeat_thread, is_heartbeat_enabled
 from optuna.trial import TrialState
 
 from search_spaces import Choice, Fixed, Float, Int, SearchSpace
 from study.drivers._base import Driver, Proposal
 from study.results import COMPLETE, PRUNED
+from study.store import HEARTBEAT_S, STALE_AFTER_S, is_remote, is_stale_worker, worker_id
 
 ENGINE_STORE = "optuna.sqlite"
+JOURNAL_FILE = "optuna.journal"
+WAIT_S = 1.0  # how often a worker with nothing to do looks for work handed back
+_WORKER = "study:worker"  # system attribute: the worker that runs the trial
 
 
 def suggest(trial: optuna.Trial, space: SearchSpace) -> dict[str, Any]:
@@ -67,34 +84,97 @@ class OptunaDriver(Driver):
                 min_resource=1, max_resource=c.max_epochs
             ),
         }
+        self.worker = worker_id()
+        self._mine: dict[int, Any] = {}  # trial number -> its heartbeat thread, until told
         self.study = optuna.create_study(
             study_name=c.name,
-            storage=c.storage or f"sqlite:///{self.directory / ENGINE_STORE}",
+            storage=self._storage(),
             sampler=samplers[c.strategy](),
             pruner=pruners[c.pruner](),
             direction=c.direction,
             load_if_exists=True,
         )
-        # Trials left RUNNING by a killed process: failed, and their configuration asked again.
-        for stale in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-            self.study.tell(stale.number, state=TrialState.FAIL)
-            self.study.enqueue_trial(stale.params, user_attrs={"retry_of": stale.number})
+        self._recover_stale()
         if c.strategy == "grid":
             for values in c.space.grid():
                 self.study.enqueue_trial(values, skip_if_exists=True)
 
+    def _storage(self) -> str | BaseStorage:
+        url = self.campaign.storage
+        if url and is_remote(url):
+            return optuna.storages.RDBStorage(
+                url,
+                heartbeat_interval=int(HEARTBEAT_S),
+                grace_period=int(STALE_AFTER_S),
+                heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(),
+            )
+        if url:
+            return url
+        journal = self.directory / JOURNAL_FILE
+        if journal.exists():
+            return optuna.storages.JournalStorage(
+                optuna.storages.journal.JournalFileBackend(str(journal))
+            )
+        return f"sqlite:///{self.directory / ENGINE_STORE}"
+
+    def _recover_stale(self) -> None:
+        """Fail the trials of dead workers (stopped heartbeats, or dead processes of this host)
+        and enqueue their configurations again."""
+        if is_heartbeat_enabled(self.study._storage):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                optuna.storages.fail_stale_trials(self.study)  # its callback enqueues them
+        storage = self.study._storage
+        for trial in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            if trial.number in self._mine or not is_stale_worker(
+                trial.system_attrs.get(_WORKER, "")
+            ):
+                continue
+            try:
+                if not storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL):
+                    continue
+            except optuna.exceptions.UpdateFinishedTrialError:
+                continue  # another worker failed it first, and enqueued it again
+            values = trial.system_attrs.get("fixed_params", trial.params)
+            if values:
+                self.study.enqueue_trial(values, user_attrs={"retry_of": trial.number})
+
     def ask(self) -> Proposal | None:
-        trials = self.study.get_trials(deepcopy=False)
         if self.campaign.strategy == "grid":
-            if not any(t.state == TrialState.WAITING for t in trials):
+            trial = self._pop_grid_point()
+            if trial is None:
                 return None
         else:
-            finished = sum(t.state.is_finished() for t in trials)
-            retries = sum("retry_of" in t.user_attrs for t in trials)
-            if finished >= self.campaign.max_trials + retries:
+            trials = self.study.get_trials(deepcopy=False)
+            started = sum(t.state != TrialState.WAITING for t in trials)
+            retries = sum(_is_retry(t) for t in trials)
+            if started >= self.campaign.max_trials + retries:
                 return None
-        trial = self.study.ask()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # "heartbeat is supposed to be used with optimize"
+                trial = self.study.ask()
+        self.study._storage.set_trial_system_attr(trial._trial_id, _WORKER, self.worker)
+        beat = get_heartbeat_thread(trial._trial_id, self.study._storage)
+        beat.start()
+        self._mine[trial.number] = beat
         return Proposal(values=suggest(trial, self.campaign.space), handle=trial)
+
+    def _pop_grid_point(self) -> optuna.Trial | None:
+        """The next enqueued grid point, taken atomically (Study.ask would sample a point of its
+        own when another worker empties the queue first); waits while other workers run."""
+        while True:
+            trial_id = self.study._pop_waiting_trial_id()
+            if trial_id is not None:
+                return optuna.Trial(self.study, trial_id)
+            if self._mine:
+                return None  # this worker's own proposals are to be told first
+            self._recover_stale()
+            states = {t.state for t in self.study.get_trials(deepcopy=False)}
+            if TrialState.WAITING in states:
+                continue
+            if TrialState.RUNNING not in states:
+                return None
+            time.sleep(WAIT_S)
 
     def should_prune(self, proposal: Proposal, epoch: int, value: float) -> bool:
         if self.campaign.pruner == "none":
@@ -106,6 +186,9 @@ class OptunaDriver(Driver):
         self, proposal: Proposal, objective: float | None, status: str, failure: str = ""
     ) -> None:
         trial = proposal.handle
+        beat = self._mine.pop(trial.number, None)
+        if beat is not None:
+            beat.join()
         if failure:
             trial.set_user_attr("failure", failure)
         if status == COMPLETE and objective is not None:
@@ -114,3 +197,12 @@ class OptunaDriver(Driver):
             self.study.tell(trial, state=TrialState.PRUNED)
         else:
             self.study.tell(trial, state=TrialState.FAIL)
+
+    def close(self) -> None:
+        for beat in self._mine.values():
+            beat.join()
+        self._mine.clear()
+
+
+def _is_retry(trial: optuna.trial.FrozenTrial) -> bool:
+    return "retry_of" in trial.user_attrs or "failed_trial" in trial.system_attrs

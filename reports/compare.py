@@ -1,0 +1,393 @@
+"""A fair comparison of regularizer families, the tuning playbook's way.
+
+Whether a family (Dropout, L1, L2, ...) is present is the scientific question; its strength is a
+nuisance to tune away first. So within each family the configuration with the best validation
+objective mean over seeds wins (among configurations complete on every seed), and families are
+then compared over that configuration's seeds against the unregularized baseline.
+
+Seeds are not paired across configurations (each run's initialization derives from its
+configuration too), so the tests are unpaired: Welch's t-test or the Mann-Whitney U test, both
+two-sided, Holm-corrected across the non-baseline families. Hedges' g is the effect size.
+Differences and effect sizes are signed so that > 0 means better than the baseline, whether the
+objective is maximized or minimized. With 3 seeds a side the Mann-Whitney test cannot reach
+p < 0.1 (exact), so it never reports significance there.
+
+The best strength of each family is chosen on the same validation scores that are then compared:
+the winner's score is optimistic, more so for families that tried more strengths
+(`n_configurations`). Confirm on the test split or on fresh seeds.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from reports.diagnostics import _check_direction, bootstrap_interval
+from study.results import COMPLETE
+
+FAMILIES = (
+    "none",
+    "dropout",
+    "l1",
+    "l2",
+    "l1l2",
+    "dropout+l1",
+    "dropout+l2",
+    "dropout+l1l2",
+)
+TESTS = ("welch", "mann-whitney")
+PENALTIES = ("l1", "l2")
+
+__all__ = [
+    "FAMILIES",
+    "TESTS",
+    "assign_families",
+    "compare_families",
+    "describe_comparison",
+    "family_of",
+    "holm",
+    "hedges_g",
+    "strength_of",
+]
+
+_COLUMNS = [
+    "family",
+    "best_trial",
+    "strength",
+    "n_configurations",
+    "n_seeds",
+    "objective_mean",
+    "objective_std",
+    "objective_low",
+    "objective_high",
+    "gap_mean",
+    "gap_low",
+    "gap_high",
+    "difference",
+    "effect_size",
+    "p_value",
+    "p_holm",
+    "significant",
+    "rank",
+    "is_baseline",
+    "note",
+]
+
+
+def family_of(params: Mapping[str, Any]) -> str:
+    """The regularizer family of one configuration's values (keys without `param_`).
+
+    Any Dropout rate > 0 (`dropout`, `input_dropout`, `block_dropout`, any `*_dropout`) counts as
+    Dropout. The kernel penalty is `regularizer` when set ("none", "l1", "l2", "l1l2"), less any
+    component whose strength is explicitly 0; unset, it is inferred from which of `l1`, `l2` are
+    > 0. A missing or NaN strength is absent when inferring and present under a named family.
+    """
+    dropout = any(_positive(v) for k, v in params.items() if _is_dropout_key(k))
+    named = params.get("regularizer")
+    if _is_set(named):
+        named = str(named).lower()
+        if named not in ("none", *PENALTIES, "l1l2"):
+            raise ValueError(f"regularizer: {named!r} is not one of none, l1, l2, l1l2")
+        penalties = [p for p in PENALTIES if p in named and not _zero(params.get(p))]
+    else:
+        penalties = [p for p in PENALTIES if _positive(params.get(p))]
+    penalty = "".join(penalties)
+    if dropout:
+        return f"dropout+{penalty}" if penalty else "dropout"
+    return penalty or "none"
+
+
+def strength_of(params: Mapping[str, Any]) -> str:
+    """The configuration's regularization values as text, e.g. "dropout=0.25, l2=0.001"."""
+    family = family_of(params)
+    parts = [f"{k}={_number(v)}" for k, v in params.items() if _is_dropout_key(k) and _positive(v)]
+    for penalty in PENALTIES:
+        if penalty in family.split("+")[-1]:
+            value = params.get(penalty)
+            parts.append(f"{penalty}={_number(value)}" if _is_set(value) else penalty)
+    return ", ".join(parts) or "none"
+
+
+def assign_families(frame: pd.DataFrame) -> pd.Series:
+    """The family of each row of a trials or diagnosis frame, from its `param_*` columns."""
+    params = [c for c in frame.columns if c.startswith("param_")]
+    values = frame[params].rename(columns=lambda c: c.removeprefix("param_"))
+    families = [family_of(row) for row in values.to_dict("records")]
+    return pd.Series(families, index=frame.index, name="family", dtype=object)
+
+
+def compare_families(
+    diagnosis: pd.DataFrame,
+    *,
+    direction: str,
+    baseline: str = "none",
+    test: str = "welch",
+    confidence: float = 0.95,
+    alpha: float = 0.05,
+    n_boot: int = 2000,
+    seed: int = 0,
+    min_seeds: int = 3,
+) -> pd.DataFrame:
+    """One row per family present: its best configuration (best validation objective mean among
+    those complete on every seed), that configuration's objective and gap over seeds with
+    bootstrap intervals, and an unpaired test against `baseline`'s best configuration.
+
+    `diagnosis` is `reports.diagnostics.diagnose_runs`'s frame (`objective`, `gap_loss_best`,
+    `status`, `param_*`). Sorted by rank (1 = best); families with no configuration complete on
+    every seed come last with NaN figures and a note.
+    """
+    _check_direction(direction)
+    if test not in TESTS:
+        raise ValueError(f"test: {test!r} is not one of {', '.join(TESTS)}")
+    sign = 1.0 if direction == "maximize" else -1.0
+    frame = diagnosis.assign(family=assign_families(diagnosis))
+    rows = []
+    for family, runs in frame.groupby("family", sort=False):
+        rows.append(
+            _family_row(family, runs, sign=sign, confidence=confidence, n_boot=n_boot, seed=seed)
+        )
+    if not rows:
+        return _with_attrs(pd.DataFrame(columns=_COLUMNS), direction, baseline, alpha, min_seeds)
+    table = pd.DataFrame(rows)
+    table["is_baseline"] = table["family"] == baseline
+    base = table[table["is_baseline"]]
+    base_values = base["_values"].iloc[0] if len(base) else np.array([])
+    for i in table.index[~table["is_baseline"]]:
+        values = table.at[i, "_values"]
+        table.loc[i, ["difference", "effect_size", "p_value"]] = _versus(
+            values, base_values, sign=sign, test=test
+        )
+    table["p_holm"] = holm(table["p_value"].to_numpy(dtype=float))
+    enough = table["n_seeds"].ge(min_seeds) & (len(base_values) >= min_seeds)
+    table["significant"] = enough & (table["p_holm"] < alpha) & ~table["is_baseline"]
+    table["note"] = [
+        _note(row, n_base=len(base_values), has_base=len(base) > 0, min_seeds=min_seeds)
+        for row in table.to_dict("records")
+    ]
+    score = sign * table["objective_mean"]
+    table["rank"] = score.rank(method="min", ascending=False)
+    table = table.sort_values(["rank", "family"], na_position="last", kind="stable")
+    table = table[_COLUMNS].reset_index(drop=True)
+    return _with_attrs(table, direction, baseline, alpha, min_seeds, confidence=confidence)
+
+
+def _family_row(
+    family: str, runs: pd.DataFrame, *, sign: float, confidence: float, n_boot: int, seed: int
+) -> dict[str, Any]:
+    """The family's best configuration and its figures over seeds (`_values`: the objectives)."""
+    row: dict[str, Any] = dict.fromkeys(_COLUMNS, math.nan)
+    row |= {"family": family, "strength": "", "n_seeds": 0, "_values": np.array([])}
+    complete = runs.groupby("trial").filter(_complete_on_every_seed)
+    row["n_configurations"] = runs["trial"].nunique()
+    if complete.empty:
+        return row
+    means = complete.groupby("trial")["objective"].mean() * sign
+    best = means.index[int(np.argmax(means.to_numpy()))]  # first trial on ties
+    chosen = complete[complete["trial"] == best]
+    values = chosen["objective"].to_numpy(dtype=float)
+    gaps = chosen["gap_loss_best"].to_numpy(dtype=float)
+    params = {c.removeprefix("param_"): chosen[c].iloc[0] for c in chosen if c.startswith("param_")}
+    interval = {"confidence": confidence, "n_boot": n_boot, "seed": seed}
+    row |= {"best_trial": best, "strength": strength_of(params), "n_seeds": len(values)}
+    row["objective_mean"] = float(values.mean())
+    row["objective_std"] = float(values.std(ddof=1)) if len(values) > 1 else math.nan
+    row["objective_low"], row["objective_high"] = bootstrap_interval(values, **interval)
+    finite_gaps = gaps[np.isfinite(gaps)]
+    row["gap_mean"] = float(finite_gaps.mean()) if finite_gaps.size else math.nan
+    row["gap_low"], row["gap_high"] = bootstrap_interval(finite_gaps, **interval)
+    row["_values"] = values
+    return row
+
+
+def _complete_on_every_seed(runs: pd.DataFrame) -> bool:
+    objective = runs["objective"].to_numpy(dtype=float)
+    return bool((runs["status"] == COMPLETE).all() and np.isfinite(objective).all())
+
+
+def _versus(
+    values: np.ndarray, base: np.ndarray, *, sign: float, test: str
+) -> tuple[float, float, float]:
+    """(difference, Hedges' g, two-sided p) of `values` against `base`, > 0 meaning better."""
+    if len(values) == 0 or len(base) == 0:
+        return math.nan, math.nan, math.nan
+    difference = sign * (values.mean() - base.mean())
+    effect = sign * hedges_g(values, base)
+    p = math.nan
+    if len(values) >= 2 and len(base) >= 2:
+        with warnings.catch_warnings():  # near-identical samples: scipy warns, p stays usable
+            warnings.simplefilter("ignore", RuntimeWarning)
+            if test == "mann-whitney":
+                p = float(stats.mannwhitneyu(values, base, alternative="two-sided").pvalue)
+            elif np.ptp(values) > 0 or np.ptp(base) > 0:
+                p = float(stats.ttest_ind(values, base, equal_var=False).pvalue)
+    return float(difference), float(effect), p
+
+
+def hedges_g(a: np.ndarray, b: np.ndarray) -> float:
+    """Hedges' g of mean(a) - mean(b): Cohen's d on the pooled standard deviation, small-sample
+    corrected; NaN under 2 values a side, +-inf when both sides are constant and differ."""
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    n_a, n_b = len(a), len(b)
+    if n_a < 2 or n_b < 2:
+        return math.nan
+    pooled = math.sqrt(((n_a - 1) * a.var(ddof=1) + (n_b - 1) * b.var(ddof=1)) / (n_a + n_b - 2))
+    difference = a.mean() - b.mean()
+    if pooled == 0:
+        return 0.0 if difference == 0 else math.copysign(math.inf, difference)
+    correction = 1 - 3 / (4 * (n_a + n_b) - 9)
+    return float(correction * difference / pooled)
+
+
+def holm(p_values: np.ndarray) -> np.ndarray:
+    """Holm-Bonferroni adjusted p-values of the finite entries (NaN stays NaN)."""
+    p = np.asarray(p_values, dtype=float)
+    adjusted = np.full(p.shape, np.nan)
+    finite = np.flatnonzero(np.isfinite(p))
+    m = finite.size
+    order = finite[np.argsort(p[finite], kind="stable")]
+    running = 0.0
+    for k, i in enumerate(order):
+        running = max(running, min(1.0, (m - k) * p[i]))
+        adjusted[i] = running
+    return adjusted
+
+
+def _note(row: dict[str, Any], *, n_base: int, has_base: bool, min_seeds: int) -> str:
+    """Plain words on what the row's test can and cannot say."""
+    if not row["n_seeds"]:
+        return "no configuration completed every seed"
+    if row["is_baseline"]:
+        return "baseline"
+    if not has_base:
+        return "no baseline in this campaign"
+    if n_base == 0:
+        return "the baseline has no configuration complete on every seed"
+    n = row["n_seeds"]
+    if n < min_seeds or n_base < min_seeds:
+        seeds = f"{n} per family" if n == n_base else f"{n} here, {n_base} in the baseline"
+        return f"too few seeds to tell ({seeds}; need {min_seeds})"
+    if not np.isfinite(row["p_value"]):
+        return "cannot test: no spread over seeds"
+    if row["significant"]:
+        better = "better" if row["difference"] > 0 else "worse"
+        return f"{better} than the baseline beyond seed noise"
+    return "no difference beyond seed noise"
+
+
+def describe_comparison(table: pd.DataFrame) -> list[str]:
+    """A few plain sentences on `compare_families`'s table for a report's summary."""
+    ranked = table[table["rank"].notna()] if "rank" in table else table.iloc[0:0]
+    if ranked.empty:
+        return ["No regularizer family has a configuration complete on every seed to compare."]
+    confidence = table.attrs.get("confidence", 0.95)
+    min_seeds = table.attrs.get("min_seeds", 3)
+    baseline = table.attrs.get("baseline", "none")
+    best = ranked.iloc[0]
+    sentences = [
+        f"The best family is {best['family']} ({best['strength']}): objective "
+        f"{_number(best['objective_mean'])} on average over {int(best['n_seeds'])} seeds"
+        + _interval(best, confidence)
+        + "."
+    ]
+    base = table[table["is_baseline"]]
+    if base.empty:
+        sentences.append(
+            f"This campaign has no {baseline!r} baseline, so no family was tested against it."
+        )
+    elif best["is_baseline"]:
+        sentences.append(
+            f"No regularizer family beat the unregularized baseline ({baseline}) on average."
+        )
+    elif np.isfinite(best["difference"]):
+        p_holm = best["p_holm"]
+        p = f" (Holm-corrected p = {_number(p_holm)})" if np.isfinite(p_holm) else ""
+        noise = "more than seed noise" if best["significant"] else "not more than seed noise"
+        sentences.append(
+            f"It beats the baseline ({baseline}) by {_number(best['difference'])} "
+            f"(Hedges' g {_number(best['effect_size'])}): {noise}{p}."
+        )
+    others = table[~table["is_baseline"] & table["significant"].astype(bool)]
+    if len(others) > int(bool(best["significant"]) and not best["is_baseline"]):
+        names = ", ".join(others["family"])
+        sentences.append(f"Families that differ from the baseline beyond seed noise: {names}.")
+    few = table["n_seeds"].between(1, min_seeds - 1)
+    if few.any():
+        n = int(table.loc[few, "n_seeds"].min())
+        sentences.append(
+            f"Warning: seeds are too few to tell families apart ({n} for some families; at "
+            f"least {min_seeds} are needed): run more seeds before drawing conclusions."
+        )
+    sentences.append(
+        "Each family's strength was picked on the same validation scores compared here, which "
+        "flatters every winner and most the families that tried more strengths; confirm on the "
+        "test split or on fresh seeds."
+    )
+    return sentences
+
+
+def _interval(row: pd.Series, confidence: float) -> str:
+    if not (np.isfinite(row["objective_low"]) and np.isfinite(row["objective_high"])):
+        return ""
+    low, high = _number(row["objective_low"]), _number(row["objective_high"])
+    return f", {confidence:.0%} interval {low} to {high}"
+
+
+def _with_attrs(
+    table: pd.DataFrame,
+    direction: str,
+    baseline: str,
+    alpha: float,
+    min_seeds: int,
+    *,
+    confidence: float = 0.95,
+) -> pd.DataFrame:
+    table.attrs.update(
+        direction=direction,
+        baseline=baseline,
+        alpha=alpha,
+        min_seeds=min_seeds,
+        confidence=confidence,
+    )
+    return table
+
+
+def _is_dropout_key(key: str) -> bool:
+    """A Dropout rate: `dropout`, `input_dropout`, `block_dropout`, ... (`spatial_dropout` is a
+    flag, whose booleans `_positive` never counts)."""
+    return key == "dropout" or key.endswith("_dropout")
+
+
+def _is_set(value: Any) -> bool:
+    try:
+        return not bool(pd.isna(value))
+    except (TypeError, ValueError):  # a list or an array: set
+        return True
+
+
+def _positive(value: Any) -> bool:
+    if isinstance(value, bool | np.bool_) or not _is_set(value):
+        return False
+    try:
+        return float(value) > 0
+    except (TypeError, ValueError):
+        return False
+
+
+def _zero(value: Any) -> bool:
+    try:
+        return _is_set(value) and float(value) <= 0
+    except (TypeError, ValueError):
+        return False
+
+
+def _number(value: Any) -> str:
+    try:
+        return f"{float(value):.4g}"
+    except (TypeError, ValueError):
+        return str(value)

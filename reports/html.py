@@ -1,0 +1,357 @@
+"""The HTML report: one self-contained file (figures embedded as PNG, no network), the only module
+of `reports` that writes files.
+
+`write_report(DIR)` writes DIR/report.html for one campaign; `write_comparison([DIR, ...], out=)`
+writes one page over several campaigns (the same space under two engines, or a Dropout campaign
+and an L2 campaign), with a pooled regularizer comparison when they share data and objective.
+Every string that came from a user is escaped by the template (Jinja2 autoescape).
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import io
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import jinja2
+import pandas as pd
+
+from reports.compare import compare_families, describe_comparison
+from reports.diagnostics import diagnose_runs, summarize_configurations
+from reports.plots import Plot, plot_family_distributions, report_plots
+from reports.summary import Headline, headline
+from study.atomic import write_atomically
+from study.manifest import MANIFEST_FILE
+from study.records import CAMPAIGN_FILE, load
+from study.results import direction_of
+from study.store import StoreError
+
+REPORT_FILE = "report.html"
+_TEMPLATES = Path(__file__).with_name("templates")
+
+
+class ReportError(Exception):
+    """A folder that holds no campaign, or a comparison that cannot be made."""
+
+
+@dataclass(frozen=True)
+class CampaignRecords:
+    """What a campaign folder holds: the resolved campaign, the manifest and the two frames."""
+
+    directory: Path
+    campaign: dict[str, Any]  # campaign.json: the resolved campaign as frozen when it started
+    manifest: dict[str, Any]
+    trials: pd.DataFrame
+    epochs: pd.DataFrame
+
+    @property
+    def name(self) -> str:
+        return str(self.campaign["campaign"]["name"])
+
+    @property
+    def objective(self) -> str:
+        return str(self.campaign["campaign"]["objective"])
+
+    @property
+    def direction(self) -> str:
+        return direction_of(self.objective)
+
+    @property
+    def searched(self) -> list[str]:
+        return list(self.campaign.get("space", {}))
+
+
+def read_campaign(directory: str | Path) -> CampaignRecords:
+    directory = Path(directory)
+    try:
+        trials, epochs = load(directory)
+    except (FileNotFoundError, StoreError) as error:
+        raise ReportError(error) from None
+    manifest_path = directory / MANIFEST_FILE
+    manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
+    campaign = json.loads((directory / CAMPAIGN_FILE).read_text())
+    return CampaignRecords(directory, campaign, manifest, trials, epochs)
+
+
+class CampaignAnalysis(NamedTuple):
+    records: CampaignRecords
+    diagnosis: pd.DataFrame
+    configurations: pd.DataFrame
+    families: pd.DataFrame
+    family_sentences: list[str]
+    headline: Headline
+    plots: list[Plot]
+
+
+def analyse(records: CampaignRecords) -> CampaignAnalysis:
+    """Every figure and table of one campaign's report, computed from its frames."""
+    r = records
+    diagnosis = diagnose_runs(r.trials, r.epochs, objective=r.objective)
+    configurations = summarize_configurations(diagnosis, direction=r.direction)
+    families = compare_families(diagnosis, direction=r.direction)
+    return CampaignAnalysis(
+        records=r,
+        diagnosis=diagnosis,
+        configurations=configurations,
+        families=families,
+        family_sentences=describe_comparison(families),
+        headline=headline(r.trials, configurations, searched=r.searched, objective=r.objective),
+        plots=report_plots(
+            r.trials,
+            r.epochs,
+            objective=r.objective,
+            direction=r.direction,
+            searched=r.searched,
+            diagnosis=diagnosis,
+            configurations=configurations,
+            families=families,
+        ),
+    )
+
+
+def write_report(directory: str | Path, *, out: str | Path | None = None) -> Path:
+    """Write the campaign's report (default DIR/report.html) and return its path."""
+    analysis = analyse(read_campaign(directory))
+    path = Path(out) if out else Path(directory) / REPORT_FILE
+    write_atomically(path, render([analysis], title=f"{analysis.records.name}: campaign report"))
+    return path
+
+
+def write_comparison(directories: Sequence[str | Path], *, out: str | Path) -> Path:
+    """Write one report over several campaigns to `out` and return its path."""
+    if len(directories) < 2:
+        raise ReportError("compare needs at least two campaign folders")
+    analyses = [analyse(read_campaign(d)) for d in directories]
+    names = " vs ".join(a.records.name for a in analyses)
+    path = Path(out)
+    write_atomically(
+        path, render(analyses, title=f"Comparison: {names}", pooled=pooled_comparison(analyses))
+    )
+    return path
+
+
+class PooledComparison(NamedTuple):
+    families: pd.DataFrame | None  # None when the campaigns cannot be pooled
+    sentences: list[str]
+    plot: Plot | None
+
+
+def pooled_comparison(analyses: Sequence[CampaignAnalysis]) -> PooledComparison:
+    """The regularizer families of all campaigns compared as one, when that is fair: the same
+    data (fingerprint) and the same objective. Trials are renumbered to stay unique."""
+    objectives = {a.records.objective for a in analyses}
+    data = {a.records.manifest.get("data_fingerprint") for a in analyses}
+    if len(objectives) > 1:
+        return PooledComparison(
+            None,
+            [
+                f"Objectives differ ({', '.join(sorted(objectives))}): "
+                "the families are compared within each campaign only."
+            ],
+            None,
+        )
+    if len(data) > 1:
+        return PooledComparison(
+            None,
+            [
+                "The campaigns ran on different data: the families are "
+                "compared within each campaign only."
+            ],
+            None,
+        )
+    frames, offset = [], 0
+    for a in analyses:
+        frame = a.diagnosis.copy()
+        frame["trial"] = frame["trial"] + offset
+        frames.append(frame)
+        offset = int(frame["trial"].max()) + 1 if len(frame) else offset
+    pooled = pd.concat(frames, ignore_index=True)
+    direction = analyses[0].records.direction
+    families = compare_families(pooled, direction=direction)
+    plot = plot_family_distributions(pooled, objective=analyses[0].records.objective)
+    return PooledComparison(families, describe_comparison(families), plot)
+
+
+# ---------------------------------------------------------------------------------- rendering
+
+
+class Cell(NamedTuple):
+    text: str
+    sort: str  # the value the table sorts by (numbers as numbers)
+    numeric: bool
+
+
+class Table(NamedTuple):
+    columns: list[str]
+    rows: list[list[Cell]]
+
+
+def render(
+    analyses: Sequence[CampaignAnalysis], *, title: str, pooled: PooledComparison | None = None
+) -> str:
+    environment = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(_TEMPLATES),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    environment.filters["num"] = _number
+    return environment.get_template("report.html.j2").render(
+        title=title,
+        generated=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        campaigns=[_campaign_context(a) for a in analyses],
+        overview=_overview(analyses) if len(analyses) > 1 else None,
+        pooled=None
+        if pooled is None
+        else {
+            "table": _families_table(pooled.families) if pooled.families is not None else None,
+            "sentences": pooled.sentences,
+            "figure": _figure(pooled.plot) if pooled.plot is not None else None,
+        },
+    )
+
+
+def _campaign_context(a: CampaignAnalysis) -> dict[str, Any]:
+    r, h = a.records, a.headline
+    c = r.campaign["campaign"]
+    failed = a.diagnosis[a.diagnosis["status"] != "COMPLETE"]
+    return {
+        "name": r.name,
+        "directory": str(r.directory),
+        "campaign": c,
+        "dataset": r.campaign.get("data", {}).get("dataset", ""),
+        "objective": r.objective,
+        "direction": r.direction,
+        "headline": h,
+        "family_sentences": a.family_sentences,
+        "families": _families_table(a.families),
+        "figures": [_figure(p) for p in a.plots],
+        "configurations": _table(a.configurations, searched=r.searched, first=["rank"]),
+        "runs": _table(
+            a.diagnosis,
+            searched=r.searched,
+            drop=["failure", "n_epochs", "min_val_loss", "final_val_loss"],
+        ),
+        "failed": _table(failed[["trial", "seed", "status", "failure"]]),
+        "manifest": r.manifest,
+        "sessions": r.manifest.get("sessions", []),
+        "resolved": json.dumps(r.campaign, indent=2),
+        "reproduce": _reproduce_commands(r),
+    }
+
+
+def _overview(analyses: Sequence[CampaignAnalysis]) -> Table:
+    """One row per campaign: what ran and what it found."""
+    rows = []
+    for a in analyses:
+        h, c = a.headline, a.records.campaign["campaign"]
+        best = ", ".join(f"{k}={_number(v)}" for k, v in h.best_values.items()) or "—"
+        rows.append(
+            [
+                _cell(a.records.name),
+                _cell(c["engine"]),
+                _cell(c["strategy"]),
+                _cell(a.records.objective),
+                _cell(int(a.records.trials["trial"].nunique()) if len(a.records.trials) else 0),
+                _cell(sum(h.runs.values())),
+                _cell(best),
+                _cell(h.objective_mean),
+                _cell(h.objective_low),
+                _cell(h.objective_high),
+                _cell(", ".join(f"{k} {_number(v)}" for k, v in h.test.items()) or "—"),
+            ]
+        )
+    columns = [
+        "campaign",
+        "engine",
+        "strategy",
+        "objective",
+        "configurations",
+        "runs",
+        "best configuration",
+        "mean",
+        "95% low",
+        "95% high",
+        "test (mean over seeds)",
+    ]
+    return Table(columns, rows)
+
+
+def _families_table(families: pd.DataFrame) -> Table:
+    return _table(families, first=["rank", "family"], drop=["is_baseline"])
+
+
+def _table(
+    frame: pd.DataFrame,
+    *,
+    searched: Sequence[str] | None = None,
+    first: Sequence[str] = (),
+    drop: Sequence[str] = (),
+) -> Table:
+    """The frame as a table: `first` columns first, then the rest in order, less `drop` and
+    (when `searched` is given) the fixed `param_*` columns; `param_` is left off the headers."""
+    keep = [
+        c
+        for c in frame.columns
+        if c not in drop
+        and not (searched is not None and c.startswith("param_") and c[6:] not in searched)
+    ]
+    columns = [c for c in first if c in keep] + [c for c in keep if c not in first]
+    rows = [[_cell(row[c]) for c in columns] for _, row in frame[columns].iterrows()]
+    return Table([c.removeprefix("param_") for c in columns], rows)
+
+
+def _cell(value: Any) -> Cell:
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return Cell(_number(value), str(value if value is not None else ""), False)
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return Cell(str(value), str(value), False)
+    sort = "" if math.isnan(number) else repr(number)
+    return Cell(_number(value), sort, True)
+
+
+def _number(value: Any) -> str:
+    """Numbers as a reader wants them: 4 significant digits, integers whole, missing as —."""
+    if value is None or isinstance(value, str):
+        return value or "—"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return str(value)
+    if math.isnan(number):
+        return "—"
+    if number.is_integer() and abs(number) < 1e6:
+        return str(int(number))
+    return f"{number:.4g}"
+
+
+def _figure(plot: Plot) -> dict[str, Any]:
+    image = None
+    if plot.figure is not None:
+        buffer = io.BytesIO()
+        plot.figure.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
+        image = base64.b64encode(buffer.getvalue()).decode("ascii")
+    return {"key": plot.key, "title": plot.title, "image": image, "notes": list(plot.notes)}
+
+
+def _reproduce_commands(r: CampaignRecords) -> list[str]:
+    """The command that started the campaign, and one that reruns it from the folder alone."""
+    sessions = r.manifest.get("sessions", [])
+    commands = [sessions[0]["command"]] if sessions and sessions[0].get("command") else []
+    rerun = f"{r.directory}-rerun"
+    if (r.directory / "campaign.toml").exists():
+        commands.append(f"study run {r.directory / 'campaign.toml'} --out {rerun}")
+    else:  # the built-in default campaign
+        commands.append(f"study run --out {rerun}")
+    return commands

@@ -1,0 +1,215 @@
+"""Regularization figures: the gap against each strength, Dropout x L2 heatmaps, and the
+objective per regularizer family over seeds."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import pandas as pd
+import seaborn as sns
+
+from reports.plots._base import (
+    _GAP_LABELS,
+    MAX_WIDTH,
+    Plot,
+    _complete,
+    _components,
+    _families,
+    _family_colors,
+    _figure,
+    _numeric,
+    _strength_component,
+    _style,
+)
+
+
+def plot_gap_vs_strength(
+    diagnosis: pd.DataFrame,
+    *,
+    gap: str = "gap_loss_best",
+    key: str = "gap_vs_strength",
+    title: str = "Generalization gap against regularization strength",
+) -> Plot:
+    """One panel per strength parameter (a Dropout rate, `l1`, `l2`): the gap against its value
+    for the family that uses it alone (mean over seeds, their range as a band; log x for L1/L2),
+    and the unregularized baseline as a dashed line. Families that combine regularizers are drawn
+    (pooled over their other strengths) only in a panel where no family uses it alone."""
+    notes: list[str] = []
+    runs = _complete(diagnosis, gap)
+    if runs.empty:
+        return Plot(key, title, None, ("no complete run with a finite gap: nothing to draw",))
+    runs = runs.assign(family=_families(runs))
+    panels, pooled, left_out = [], set(), set()
+    for column in [c for c in runs if c.startswith("param_")]:
+        component = _strength_component(column.removeprefix("param_"))
+        if component is None:
+            continue
+        values = pd.to_numeric(runs[column], errors="coerce")
+        uses = np.array([component in _components(f) for f in runs["family"]]) & (values > 0)
+        users = runs[uses].assign(strength=values[uses])
+        alone = np.array([_components(f) == {component} for f in users["family"]], dtype=bool)
+        if alone.any():
+            left_out |= set(users.loc[~alone, "family"])
+            users = users[alone]
+        else:
+            pooled |= set(users["family"])
+        if not users.empty:
+            panels.append((column.removeprefix("param_"), component, users))
+    if not panels:
+        return Plot(key, title, None, ("no regularization strength was searched: nothing to draw",))
+    if runs.groupby("trial").size().max() < 2:
+        notes.append("one seed: no bands over seeds")
+    if left_out:
+        words = ", ".join(sorted(left_out))
+        notes.append(f"{words}: combined regularizers, not drawn here (see the heatmaps)")
+    if pooled:
+        notes.append(f"{', '.join(sorted(pooled))}: pooled over the family's other strengths")
+    baseline = runs.loc[runs["family"] == "none", gap]
+    if baseline.empty:
+        notes.append("no unregularized configuration: no baseline line")
+    colors = _family_colors(runs["family"])
+    with _style():
+        figure = _figure(min(MAX_WIDTH, 3.8 * len(panels) + 2.5), 3.8)
+        axes = figure.subplots(1, len(panels), squeeze=False, sharey=True)[0]
+        for ax, (name, component, users) in zip(axes, panels, strict=True):
+            families = [f for f in colors if f in set(users["family"])]
+            several = users.groupby(["family", "strength"]).size().max() > 1
+            sns.lineplot(
+                data=users,
+                x="strength",
+                y=gap,
+                hue="family",
+                hue_order=families,
+                palette=colors,
+                estimator="mean",
+                errorbar=("pi", 100) if several else None,
+                marker="o",
+                ax=ax,
+            )
+            if not baseline.empty:
+                ax.axhline(baseline.mean(), color="0.3", linestyle="--", label="none (baseline)")
+                if len(baseline) > 1:
+                    ax.axhspan(baseline.min(), baseline.max(), color="0.5", alpha=0.12)
+            if component in ("l1", "l2"):
+                ax.set_xscale("log")
+            ax.set(xlabel=name, ylabel=_GAP_LABELS.get(gap, gap), title=name)
+            ax.legend(fontsize="small")
+            if users["strength"].nunique() < 2:
+                notes.append(f"{name}: one strength tried, points rather than lines")
+    return Plot(key, title, figure, tuple(notes))
+
+
+def plot_heatmaps(
+    configurations: pd.DataFrame,
+    *,
+    objective: str = "objective",
+    direction: str = "maximize",
+    key: str = "heatmaps",
+    title: str = "Dropout x L2",
+) -> Plot:
+    """Heatmaps over Dropout rate x L2 strength of the objective and of the gap (val_loss -
+    train_loss at the best epoch), means over seeds; a cell holding several configurations shows
+    the best-ranked one."""
+    notes: list[str] = []
+    frame = configurations
+    if frame.empty:
+        return Plot(key, title, None, ("no configurations: no Dropout x L2 heatmap",))
+    families = _families(frame)
+    plane = frame[families.isin(["none", "dropout", "l2", "dropout+l2"])]
+    if len(plane) < len(frame):
+        notes.append(f"{len(frame) - len(plane)} configurations using L1 left out")
+    dropout = _numeric(plane, "param_dropout").fillna(0.0)
+    l2 = _numeric(plane, "param_l2").where(families[plane.index].str.endswith("l2"), 0.0)
+    missing = [n for n, v in (("dropout", dropout), ("l2", l2.fillna(0.0))) if v.nunique() < 2]
+    if missing:
+        note = f"{' and '.join(missing)} was not searched: no Dropout x L2 heatmap"
+        return Plot(key, title, None, (*notes, note))
+    cells = plane.assign(dropout=dropout, l2=l2.fillna(0.0))
+    if cells["objective_mean"].isna().all():
+        note = "no configuration complete on every seed: no Dropout x L2 heatmap"
+        return Plot(key, title, None, (*notes, note))
+    cells = cells.sort_values("rank", na_position="last", kind="stable")
+    if cells.duplicated(["dropout", "l2"]).any():
+        notes.append("cells with several configurations show the best-ranked one")
+    cells = cells.drop_duplicates(["dropout", "l2"])
+    with _style():
+        figure = _figure(10.0, max(3.2, 0.5 * cells["dropout"].nunique() + 2.2))
+        axes = figure.subplots(1, 2, squeeze=False)[0]
+        maps = (
+            ("objective_mean", objective, "viridis" if direction == "maximize" else "viridis_r"),
+            ("gap_mean", "gap (val_loss − train_loss)", "rocket_r"),
+        )
+        for ax, (column, label, cmap) in zip(axes, maps, strict=True):
+            table = cells.pivot(index="dropout", columns="l2", values=column).astype(float)
+            table.index = [f"{v:g}" for v in table.index]
+            table.columns = [f"{v:g}" for v in table.columns]
+            if table.isna().to_numpy().all():
+                notes.append(f"{label}: no values to draw")
+                ax.set_axis_off()
+                continue
+            sns.heatmap(table, annot=True, fmt=".3g", cmap=cmap, ax=ax, cbar_kws={"label": label})
+            ax.set(xlabel="l2", ylabel="dropout", title=f"{label}, mean over seeds")
+            ax.tick_params(axis="y", rotation=0)
+            ax.grid(False)
+            if column == "objective_mean" and table.isna().to_numpy().any():
+                blank = int(table.isna().to_numpy().sum())
+                notes.append(f"{blank} blank cells: not tried, or not complete on every seed")
+    return Plot(key, title, figure, tuple(notes))
+
+
+def plot_family_distributions(
+    diagnosis: pd.DataFrame,
+    *,
+    objective: str = "objective",
+    best_trials: Mapping[str, int] | None = None,
+    key: str = "family_distributions",
+    title: str = "Objective per regularizer family",
+) -> Plot:
+    """A box per family over its complete runs (every strength and seed), the runs as points, and
+    the seeds of each family's best configuration (`best_trials`) highlighted."""
+    notes: list[str] = []
+    runs = _complete(diagnosis, "objective")
+    if runs.empty:
+        return Plot(key, title, None, ("no complete run: no family distributions",))
+    runs = runs.assign(family=_families(runs))
+    present = set(_families(diagnosis)) if len(diagnosis) else set()
+    lost = sorted(present - set(runs["family"]))
+    if lost:
+        notes.append(f"{', '.join(lost)}: no complete run")
+    if runs.groupby("trial").size().max() < 2:
+        notes.append("one seed: the boxes span strengths, not seed noise")
+    order = [f for f in _family_colors(runs["family"])]
+    best = pd.Series(False, index=runs.index)
+    if best_trials:
+        best = pd.Series(
+            [best_trials.get(f) == t for f, t in zip(runs["family"], runs["trial"], strict=True)],
+            index=runs.index,
+        )
+    runs = runs.assign(points=np.where(best, "best strength's seeds", "other runs"))
+    with _style():
+        figure = _figure(min(MAX_WIDTH, 1.0 * len(order) + 3.5), 4.0)
+        ax = figure.subplots()
+        sns.boxplot(
+            data=runs, x="family", y="objective", order=order, color="0.9", showfliers=False, ax=ax
+        )
+        sns.stripplot(
+            data=runs,
+            x="family",
+            y="objective",
+            order=order,
+            hue="points",
+            hue_order=["other runs", "best strength's seeds"],
+            palette={"other runs": "0.55", "best strength's seeds": "#0173b2"},
+            jitter=False,
+            dodge=False,
+            size=5,
+            ax=ax,
+        )
+        ax.set(xlabel="family", ylabel=objective, title=title)
+        ax.tick_params(axis="x", rotation=30)
+        if best_trials:
+            ax.legend(fontsize="small")
+        elif ax.get_legend() is not None:
+            ax.get_legend().remove()
+    return Plot(key, title, figure, tuple(notes))

@@ -1,0 +1,167 @@
+"""Search figures: the objective against each searched value (failed runs marked), the best
+so far against trial number, hyperparameter importance, and the best found against budget."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Collection, Sequence
+
+import numpy as np
+import pandas as pd
+import seaborn as sns
+from matplotlib.ticker import MaxNLocator
+
+from reports.plots._base import (
+    FAILED_MARKER,
+    MAX_WIDTH,
+    Plot,
+    _figure,
+    _positions,
+    _set_scale,
+    _style,
+)
+from study.results import COMPLETE, RUNNING
+
+
+def plot_objective_vs_params(
+    trials: pd.DataFrame,
+    *,
+    searched: Sequence[str],
+    objective: str,
+    direction: str = "maximize",
+    log: Collection[str] | None = None,
+    key: str = "objective_vs_params",
+    title: str = "Objective against each searched hyperparameter",
+) -> Plot:
+    """The tuning playbook's axis plots: every run's best objective against each searched value,
+    one panel per parameter; failed runs marked x at the worst edge. Log x for `log` parameters
+    (default: positive values spanning a factor 10 or more; symlog when 0 is among them)."""
+    notes: list[str] = []
+    column = f"best_{objective}"
+    if trials.empty or column not in trials:
+        return Plot(key, title, None, (f"no {objective} recorded: nothing to draw",))
+    names = [n for n in searched if f"param_{n}" in trials]
+    notes += [f"{n}: no recorded values" for n in searched if f"param_{n}" not in trials]
+    if not names:
+        return Plot(key, title, None, (*notes, "no searched parameter to draw"))
+    y = pd.to_numeric(trials[column], errors="coerce")
+    failed = ~trials["status"].isin([COMPLETE, RUNNING]) | (
+        (trials["status"] == COMPLETE) & ~np.isfinite(y)
+    )
+    if failed.any():
+        edge = "bottom" if direction == "maximize" else "top"
+        notes.append(f"{int(failed.sum())} failed runs marked x at the {edge} edge")
+    ok = (trials["status"] == COMPLETE) & np.isfinite(y)
+    ncols = min(3, len(names))
+    nrows = math.ceil(len(names) / ncols)
+    with _style():
+        figure = _figure(min(MAX_WIDTH, 3.6 * ncols + 0.5), 3.0 * nrows + 0.4)
+        axes = figure.subplots(nrows, ncols, squeeze=False, sharey=True).ravel()
+        for ax in axes[len(names) :]:
+            ax.set_visible(False)
+        for ax, name in zip(axes, names, strict=False):
+            values = trials[f"param_{name}"]
+            x, ticks = _positions(values)
+            active = x.notna()
+            if (~active).any():
+                notes.append(f"{name}: inactive in {int((~active).sum())} runs, not shown")
+            ax.scatter(
+                x[ok & active], y[ok & active], s=18, alpha=0.7, color="#0173b2", label="runs"
+            )
+            bad = failed & active
+            if bad.any():  # at the worst edge, inside the x-range
+                anchor = np.full(int(bad.sum()), np.nanmean(y[ok]) if ok.any() else 0.0)
+                ax.update_datalim(np.column_stack([x[bad], anchor]), updatey=False)
+                ax.margins(y=0.12)  # room below (or above) the runs for the marks
+                ax.autoscale_view()
+                ax.scatter(
+                    x[bad],
+                    np.full(int(bad.sum()), 0.03 if direction == "maximize" else 0.97),
+                    transform=ax.get_xaxis_transform(),
+                    clip_on=False,
+                    zorder=3,
+                    label="failed",
+                    **FAILED_MARKER,
+                )
+            if ticks is not None:
+                ax.set_xticks(range(len(ticks)), ticks, rotation=30 if len(ticks) > 3 else 0)
+            else:
+                _set_scale(ax, x[active], force_log=log is not None and name in log)
+            ax.set(xlabel=name, title=name)
+        for ax in axes[::ncols]:
+            ax.set_ylabel(f"best {objective}")
+    return Plot(key, title, figure, tuple(notes))
+
+
+def plot_best_so_far(
+    frame: pd.DataFrame,
+    *,
+    objective: str = "objective",
+    direction: str = "maximize",
+    key: str = "best_so_far",
+    title: str = "Best objective so far",
+) -> Plot:
+    """Each configuration's objective (points, in trial order) and the best so far (a step line);
+    configurations that did not complete marked x at the worst edge (`search.best_so_far`)."""
+    notes: list[str] = []
+    if frame.empty or not np.isfinite(frame["objective"].to_numpy(dtype=float)).any():
+        return Plot(key, title, None, ("no configuration completed: no best-so-far curve",))
+    missing = frame["objective"].isna()
+    if missing.any():
+        notes.append(f"{int(missing.sum())} configurations did not complete on every seed (x)")
+    with _style():
+        figure = _figure(7.0, 3.6)
+        ax = figure.subplots()
+        ax.scatter(frame["trial"], frame["objective"], s=20, color="0.55", label="configuration")
+        ax.step(frame["trial"], frame["best_so_far"], where="post", color="#0173b2", label="best")
+        if missing.any():
+            ax.scatter(
+                frame.loc[missing, "trial"],
+                np.full(int(missing.sum()), 0.03 if direction == "maximize" else 0.97),
+                transform=ax.get_xaxis_transform(),
+                clip_on=False,
+                label="did not complete",
+                **FAILED_MARKER,
+            )
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set(xlabel="trial", ylabel=f"{objective} (mean over seeds)", title=title)
+        ax.legend(fontsize="small")
+    return Plot(key, title, figure, tuple(notes))
+
+
+def plot_importance(
+    frame: pd.DataFrame, *, key: str = "importance", title: str = "Hyperparameter importance"
+) -> Plot:
+    """Each searched parameter's share of the importance (`search.hyperparameter_importance`)."""
+    if frame.empty:
+        note = "too few complete configurations or no varying searched parameter: no importance"
+        return Plot(key, title, None, (note,))
+    frame = frame.sort_values("importance", ascending=False, kind="stable")
+    with _style():
+        figure = _figure(6.5, 0.45 * len(frame) + 1.6)
+        ax = figure.subplots()
+        sns.barplot(data=frame, x="importance", y="param", color="#0173b2", ax=ax)
+        ax.set(xlabel="share of permutation importance (random forest)", ylabel="", title=title)
+    return Plot(key, title, figure, ())
+
+
+def plot_budget_curve(
+    frame: pd.DataFrame,
+    *,
+    objective: str = "objective",
+    key: str = "budget_curve",
+    title: str = "Best objective found against trial budget",
+) -> Plot:
+    """The median best objective among `budget` random configurations, with its 95% band
+    (`search.budget_curve`)."""
+    if frame.empty:
+        return Plot(key, title, None, ("no configuration completed: no budget curve",))
+    notes = ("band: 2.5th to 97.5th percentile over random orders of the configurations",)
+    with _style():
+        figure = _figure(7.0, 3.6)
+        ax = figure.subplots()
+        ax.fill_between(frame["budget"], frame["low"], frame["high"], color="#0173b2", alpha=0.2)
+        ax.plot(frame["budget"], frame["median"], color="#0173b2", marker="o", markersize=3)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set(xlabel="configurations tried (budget)", ylabel=f"best {objective}", title=title)
+    return Plot(key, title, figure, notes)

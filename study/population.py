@@ -1,0 +1,262 @@
+"""Population training: K configurations that share an architecture, trained as one Keras model.
+
+In a regularization study most runs differ only in numbers: the Dropout rates, the L1/L2
+strengths, the seed. `train_population` stacks such runs ("members") along a leading axis: one
+kernel of shape (K, fan_in, fan_out) per layer, each member's Dropout rates and L1/L2 coefficients
+held per member, and the loss the sum of the members' losses. Gradients of a sum are the members'
+own gradients, and Adam, RMSprop and SGD update element by element, so each member trains exactly
+as it would alone:
+
+- its initial weights are those `search_spaces.build_mlp` draws under `seed_everything(seed)`
+  (bit for bit: the same initializer seeds, the fan-in and fan-out of one member's kernel);
+- its Dropout masks come from the seed generators the sequential model's Dropout layers would
+  own (the same masks, step by step);
+- it visits the training examples in its own order, `study.seeding.data_order(seed, epoch, n)`,
+  the order `study.trial.train_run` uses;
+- its curves mean what Keras reports for the sequential model: `train_<metric>` the running mean
+  over the epoch's batches (the loss with the member's own regularization penalty, weighted by
+  batch size), `val_<metric>` evaluated at the epoch's end.
+
+A member whose training loss stops being finite fails ("diverged: ...") and is masked out of the
+loss while the others go on. Each member's best-epoch weights go to its own .npz, in the layout of
+`build_mlp`'s weights, so `study.trial.evaluate_run` reads them unchanged. The stacked model
+itself is `search_spaces.stacked.StackedMLP`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from search_spaces import defaults
+from search_spaces._common import make_optimizer
+from search_spaces.stacked import StackedMLP
+from study.data import Dataset
+from study.results import COMPLETE, FAILED, RunResult
+from study.seeding import data_order
+from study.trial import fresh_session
+
+# The keys members of one population may differ in (besides the seed).
+MEMBER_KEYS = ("dropout", "input_dropout", "l1", "l2", "regularizer")
+
+# Called after each epoch with its number (1-based), for progress bars.
+EpochCallback = Callable[[int], None]
+
+
+@dataclass(frozen=True)
+class Member:
+    """One configuration x seed to train in a population: its values, its derived seed (as
+    `train_run` gets it) and where its best-epoch weights go."""
+
+    values: Mapping[str, Any]
+    seed: int
+    weights_path: Path | None = None
+
+
+def architecture_key(values: Mapping[str, Any], builder: str) -> str | None:
+    """What the members of one population share (every value but `MEMBER_KEYS`), as a string;
+    None when the configuration cannot join a population (a CNN, batch normalization)."""
+    if builder != "mlp":
+        return None
+    full = defaults(builder) | dict(values)
+    if full["batch_norm"]:
+        return None
+    shared = {k: v for k, v in full.items() if k not in MEMBER_KEYS}
+    return json.dumps(shared, sort_keys=True, default=str)
+
+
+def train_population(
+    members: Sequence[Member],
+    *,
+    builder: str,
+    data: Dataset,
+    objective: str,
+    direction: str,
+    on_epoch: EpochCallback | None = None,
+    masks: str = "member",
+    order: str = "member",
+    jit_compile: bool | str = "auto",
+) -> list[RunResult]:
+    """Train `members` (sharing one `architecture_key`) together; one RunResult per member, in
+    order. Each result's `duration_s` is the population's wall time divided by its size.
+
+    `masks` (`search_spaces.stacked.MASKS`) and `order` ("member": each member visits the
+    examples in its own order, as `train_run` does; "shared": all in the first member's order,
+    so each step feeds one batch for all) trade exact agreement with `train_run` for speed;
+    "member" for both reproduces `train_run` curve for curve.
+    `jit_compile` is Keras's (XLA; "auto": off on CPU for TensorFlow)."""
+    if order not in ("member", "shared"):
+        raise ValueError(f"order: {order!r} is not 'member' or 'shared'")
+    keys = {architecture_key(m.values, builder) for m in members}
+    if None in keys or len(keys) != 1:
+        raise ValueError("population members must share one architecture (architecture_key)")
+    start = time.perf_counter()
+    fresh_session()
+    values = [defaults(builder) | dict(m.values) for m in members]
+    model = StackedMLP(
+        values,
+        [m.seed for m in members],
+        input_shape=data.input_shape,
+        n_outputs=data.n_outputs,
+        task=data.task,
+        masks=masks,
+    )
+    model.compile(optimizer=make_optimizer(values[0]), jit_compile=jit_compile)
+    trackers = [_MemberTracker(objective, direction) for _ in members]
+    epochs, batch_size = int(values[0]["epochs"]), int(values[0]["batch_size"])
+    n = len(data.x_train)
+    try:
+        for epoch in range(epochs):
+            alive = [t.status == COMPLETE for t in trackers]
+            if not any(alive):
+                break
+            model.alive.assign(np.asarray(alive))
+            # Row k of `visits` is member k's order this epoch (one row when shared).
+            visits = np.stack(
+                [data_order(m.seed, epoch, n) for m in members[: 1 if order == "shared" else None]]
+            )
+            batches = _slices(visits[0] if order == "shared" else visits, n, batch_size)
+            train = _epoch_means(
+                model.train_on_batch,
+                ((data.x_train[rows], data.y_train[rows], rows.shape[-1]) for rows in batches),
+            )
+            # Validation metrics do not depend on the batch size (the mean loss of a batch
+            # weighted by its size is the mean over examples; the penalty is constant), so
+            # evaluate in as few steps as memory allows: fewer steps, fewer traces.
+            chunk = max(batch_size, _EVAL_BYTES // (4 * len(members) * model.widest))
+            val = _epoch_means(
+                model.test_on_batch,
+                (
+                    (data.x_val[rows], data.y_val[rows], len(rows))
+                    for rows in _slices(np.arange(len(data.x_val)), len(data.x_val), chunk)
+                ),
+            )
+            weights = None
+            for k, tracker in enumerate(trackers):
+                if not alive[k]:
+                    continue
+                history = {f"train_{name}": float(train[name][k]) for name in sorted(train)}
+                history |= {f"val_{name}": float(val[name][k]) for name in sorted(val)}
+                if tracker.record(epoch, history):
+                    if weights is None:
+                        weights = [np.asarray(w) for w in model.get_weights()]
+                    tracker.best_weights = [w[k].copy() for w in weights]
+            if on_epoch is not None:
+                on_epoch(epoch + 1)
+        for member, tracker in zip(members, trackers, strict=True):
+            if tracker.best_weights is not None and member.weights_path is not None:
+                member.weights_path.parent.mkdir(parents=True, exist_ok=True)
+                np.savez(member.weights_path, *tracker.best_weights)
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except Exception as error:  # a bad population fails its members, not the campaign
+        reason = f"{type(error).__name__}: {error}".strip()
+        for tracker in trackers:
+            if tracker.status == COMPLETE:
+                tracker.status, tracker.failure = FAILED, reason
+    duration = (time.perf_counter() - start) / len(members)
+    return [
+        RunResult(status=t.status, history=t.history, duration_s=duration, failure=t.failure)
+        for t in trackers
+    ]
+
+
+_EVAL_BYTES = 64 * 2**20  # activations of one validation step, about
+
+
+def _slices(index: np.ndarray, n: int, size: int):
+    """Consecutive slices of `size` along the last axis (the last one shorter)."""
+    for begin in range(0, n, size):
+        yield index[..., begin : begin + size]
+
+
+def _epoch_means(step: Callable[..., dict], batches) -> dict[str, np.ndarray]:
+    """What Keras reports for an epoch: each metric's per-batch value (`step`, which returns one
+    batch's per-member values) averaged over the batches, weighted by their sizes."""
+    sums: dict[str, np.ndarray] = {}
+    count = 0
+    for x, y, size in batches:
+        for name, value in step(x, y, return_dict=True).items():
+            sums[name] = sums.get(name, 0.0) + np.asarray(value, "float64") * size
+        count += size
+    return {name: total / count for name, total in sums.items()}
+
+
+class _MemberTracker:
+    """One member's curves, divergence and best epoch: what `study.trial._Tracker` does for a
+    sequential run (no pruning: a pruned campaign trains sequentially)."""
+
+    def __init__(self, objective: str, direction: str) -> None:
+        self.objective, self.sign = objective, 1.0 if direction == "maximize" else -1.0
+        self.history: dict[str, list[float]] = {}
+        self.best_score = -math.inf
+        self.best_weights: list[np.ndarray] | None = None
+        self.status, self.failure = COMPLETE, ""
+
+    def record(self, epoch: int, logs: Mapping[str, float]) -> bool:
+        """Add one epoch; True when it is the best so far (keep this member's weights)."""
+        for column, value in logs.items():
+            self.history.setdefault(column, []).append(value)
+        loss = logs["train_loss"]
+        if not math.isfinite(loss):
+            self.status = FAILED
+            self.failure = f"diverged: training loss {loss} at epoch {epoch + 1}"
+            return False
+        if self.objective not in self.history:
+            self.status = FAILED
+            self.failure = (
+                f"objective {self.objective} is not among the metrics: {sorted(self.history)}"
+            )
+            return False
+        value = self.history[self.objective][-1]
+        if math.isfinite(value) and self.sign * value > self.best_score:
+            self.best_score = self.sign * value
+            return True
+        return False
+
+
+AUTO_SIZE = 32  # members per population for `population = "auto"`
+
+
+def population_size(setting: int | str, *, builder: str, pruner: str) -> tuple[int, str]:
+    """How many runs to train together for the campaign key `population`, and, when population
+    training cannot apply, why (one line for the user); 1 means one run at a time."""
+    wanted = AUTO_SIZE if setting == "auto" else int(setting)
+    if wanted <= 1:
+        return 1, ""
+    if builder != "mlp":
+        return 1, f"population training stacks MLPs only; the {builder} runs train one at a time"
+    if pruner != "none":
+        return 1, "pruning decides epoch by epoch per run; runs train one at a time"
+    return wanted, ""
+
+
+def plan_populations(
+    runs: Sequence[tuple[Any, Mapping[str, Any]]], *, builder: str, size: int
+) -> tuple[list[list[Any]], list[Any]]:
+    """Split `runs` (tag, values) into populations of up to `size` tags sharing an
+    `architecture_key`, and the tags left to train alone (no other run shares theirs)."""
+    groups: dict[str, list[Any]] = {}
+    alone = []
+    for tag, values in runs:
+        key = architecture_key(values, builder)
+        if key is None:
+            alone.append(tag)
+        else:
+            groups.setdefault(key, []).append(tag)
+    populations = []
+    for tags in groups.values():
+        for begin in range(0, len(tags), size):
+            chunk = tags[begin : begin + size]
+            if len(chunk) > 1:
+                populations.append(chunk)
+            else:
+                alone.extend(chunk)
+    return populations, alone

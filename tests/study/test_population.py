@@ -1,0 +1,346 @@
+"""Population training: each member trains as the same configuration would alone."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from scipy import stats
+
+import study.campaign
+from search_spaces import build_mlp, defaults
+from search_spaces.stacked import member_initial_state
+from study import records
+from study.campaign import run_campaign
+from study.config import ConfigError, parse_campaign
+from study.data import load_dataset
+from study.population import (
+    Member,
+    architecture_key,
+    plan_populations,
+    population_size,
+    train_population,
+)
+from study.seeding import seed_everything
+from study.trial import evaluate_run, train_run
+from tests.conftest import tiny_campaign
+
+TINY = {"hidden_layers": 1, "units": 16, "epochs": 2, "batch_size": 128}
+CURVES = ["train_loss", "train_accuracy", "val_loss", "val_accuracy"]
+TOLERANCE = dict(rtol=1e-4, atol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_dataset("digits", seed=0)
+
+
+def _train_alone(values, seed, data, weights_path=None):
+    return train_run(
+        values,
+        builder="mlp",
+        data=data,
+        seed=seed,
+        objective="val_accuracy",
+        direction="maximize",
+        weights_path=weights_path,
+    )
+
+
+def _train_together(members, data):
+    return train_population(
+        members, builder="mlp", data=data, objective="val_accuracy", direction="maximize"
+    )
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        {"hidden_layers": 1, "units": 16},
+        {"hidden_layers": 2, "units": [16, 8], "dropout": 0.5, "input_dropout": 0.2},
+        {"hidden_layers": 0, "l2": 1e-3},
+    ],
+)
+def test_initial_state_is_build_mlps_bit_for_bit(values):
+    values = defaults("mlp") | values
+    seed_everything(1234)
+    model = build_mlp(values, input_shape=(8, 8, 1), n_outputs=10)
+    widths = list(values["units"]) if isinstance(values["units"], list) else [16]
+    widths = widths[: values["hidden_layers"]]
+    state = member_initial_state(values, 1234, [64, *widths], [*widths, 10])
+    kernels = [w for w in model.weights if w.path.endswith("kernel")]
+    assert len(kernels) == len(state["kernels"])
+    for kernel, expected in zip(kernels, state["kernels"], strict=True):
+        assert np.array_equal(np.asarray(kernel), expected)
+    dropouts = {
+        layer.name: int(np.asarray(layer.seed_generator.state)[0])
+        for layer in model.layers
+        if layer.name.startswith(("dropout", "input_dropout"))
+    }
+    expected = {
+        ("input_dropout" if p == 0 else f"dropout_{p}"): s
+        for p, s in state["dropout_seeds"].items()
+    }
+    assert dropouts == expected
+
+
+MEMBERS = [  # one architecture, different regularization (Dropout included) and seeds
+    ({"dropout": 0.0, "l2": 0.0}, 11),
+    ({"dropout": 0.0, "l2": 1e-3}, 12),
+    ({"dropout": 0.0, "l1": 1e-4}, 13),
+    ({"dropout": 0.5, "l1": 1e-5, "l2": 1e-3}, 14),
+]
+
+
+@pytest.fixture(scope="module")
+def side_by_side(digits, tmp_path_factory):
+    """MEMBERS trained alone (study.trial.train_run) and as one population."""
+    folder = tmp_path_factory.mktemp("weights")
+    alone = [_train_alone(TINY | v, s, digits, folder / f"alone-{s}.npz") for v, s in MEMBERS]
+    members = [Member(TINY | v, s, folder / f"together-{s}.npz") for v, s in MEMBERS]
+    together = _train_together(members, digits)
+    return folder, alone, together
+
+
+def test_each_member_matches_its_run_alone(side_by_side):
+    _, alone, together = side_by_side
+    for one, member in zip(alone, together, strict=True):
+        assert one.status == member.status == "COMPLETE"
+        assert list(member.history) == list(one.history)  # the same columns, in the same order
+        for column in CURVES:
+            np.testing.assert_allclose(member.history[column], one.history[column], **TOLERANCE)
+
+
+def test_best_weights_evaluate_like_the_run_alone(side_by_side, digits):
+    folder, _, _ = side_by_side
+    for values, seed in MEMBERS:
+        scores = [
+            evaluate_run(
+                TINY | values, builder="mlp", data=digits, weights_path=folder / f"{how}-{seed}.npz"
+            )
+            for how in ("alone", "together")
+        ]
+        assert scores[0]["accuracy"] == pytest.approx(scores[1]["accuracy"], abs=1e-9)
+        assert scores[0]["loss"] == pytest.approx(scores[1]["loss"], rel=1e-4)
+
+
+def test_with_dropout_final_accuracy_has_the_same_distribution(digits):
+    values = TINY | {"dropout": 0.5}
+    seeds = list(range(100, 108))
+    alone = [_train_alone(values, s, digits).history["val_accuracy"][-1] for s in seeds]
+    results = _train_together([Member(values, s) for s in seeds], digits)
+    together = [r.history["val_accuracy"][-1] for r in results]
+    assert np.std(alone) > 0  # the seeds do vary the outcome
+    assert stats.ttest_ind(together, alone, equal_var=False).pvalue > 0.05
+
+
+def test_a_diverging_member_fails_alone(digits):
+    members = [Member(TINY, 21), Member(TINY | {"l2": 1e38}, 22), Member(TINY, 23)]
+    results = _train_together(members, digits)
+    assert [r.status for r in results] == ["COMPLETE", "FAILED", "COMPLETE"]
+    assert results[1].failure.startswith("diverged: training loss")
+    assert len(results[1].history["train_loss"]) == 1  # stopped after its first epoch
+    for r in results[::2]:
+        assert len(r.history["val_accuracy"]) == 2 and np.isfinite(r.history["val_loss"]).all()
+    # The survivors are unaffected: the same curves as in a population without it.
+    pair = _train_together([members[0], members[2]], digits)
+    for kept, again in zip(results[::2], pair, strict=True):
+        np.testing.assert_allclose(kept.history["val_loss"], again.history["val_loss"], rtol=1e-5)
+
+
+def test_regression_members_match_their_runs_alone(tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(300, 4)).astype("float32")
+    np.savez(tmp_path / "regression.npz", x=x, y=x @ np.array([1.0, -2.0, 3.0, 0.5]))
+    data = load_dataset(f"npz:{tmp_path / 'regression.npz'}", seed=0)
+    values = TINY | {"optimizer": "sgd", "learning_rate": 0.01, "batch_size": 32}
+    members = [Member(values, 31), Member(values | {"l2": 1e-2, "dropout": 0.25}, 32)]
+    kw = dict(builder="mlp", data=data, objective="val_mae", direction="minimize")
+    alone = [train_run(m.values, seed=m.seed, **kw) for m in members]
+    together = train_population(members, **kw)
+    for one, member in zip(alone, together, strict=True):
+        assert list(member.history) == ["train_loss", "train_mae", "val_loss", "val_mae"]
+        for column in member.history:
+            np.testing.assert_allclose(member.history[column], one.history[column], **TOLERANCE)
+
+
+def test_shared_order_and_one_mask_draw_are_close_in_distribution(digits):
+    """The fast options (all members in one order, one Dropout draw): not curve for curve, but
+    the same final accuracy on average as the exact population."""
+    values = TINY | {"dropout": 0.5}
+    members = [Member(values, s) for s in range(200, 208)]
+    exact = _train_together(members, digits)
+    fast = train_population(
+        members,
+        builder="mlp",
+        data=digits,
+        objective="val_accuracy",
+        direction="maximize",
+        masks="population",
+        order="shared",
+    )
+    finals = [[r.history["val_accuracy"][-1] for r in results] for results in (exact, fast)]
+    assert finals[0] != finals[1]  # other masks and batches
+    assert stats.ttest_ind(finals[1], finals[0], equal_var=False).pvalue > 0.05
+
+
+def test_architecture_key_and_plan():
+    assert architecture_key(TINY | {"dropout": 0.5}, "mlp") == architecture_key(
+        TINY | {"l1": 1e-3, "regularizer": "l1"}, "mlp"
+    )
+    assert architecture_key(TINY, "mlp") != architecture_key(TINY | {"units": 32}, "mlp")
+    assert architecture_key(TINY, "mlp") != architecture_key(TINY | {"learning_rate": 1e-2}, "mlp")
+    assert architecture_key(TINY | {"batch_norm": True}, "mlp") is None
+    assert architecture_key(TINY, "cnn") is None
+    runs = [(i, TINY | {"units": 16 if i < 5 else 32}) for i in range(6)]
+    groups, alone = plan_populations(runs, builder="mlp", size=3)
+    assert groups == [[0, 1, 2], [3, 4]] and alone == [5]
+
+
+def test_population_size():
+    assert population_size(1, builder="mlp", pruner="none") == (1, "")
+    assert population_size("auto", builder="mlp", pruner="none") == (32, "")
+    assert population_size(8, builder="cnn", pruner="none")[0] == 1
+    size, why = population_size(8, builder="mlp", pruner="median")
+    assert size == 1 and "pruning" in why
+
+
+@pytest.mark.parametrize("value", [0, -2, "many", True, 2.5])
+def test_population_key_is_validated(value):
+    with pytest.raises(ConfigError, match="campaign.population"):
+        parse_campaign(tiny_campaign(campaign={"population": value}))
+
+
+@pytest.mark.parametrize("value", [1, 4, "auto"])
+def test_population_key_accepts(value):
+    assert parse_campaign(tiny_campaign(campaign={"population": value})).population == value
+
+
+def test_population_masks_key():
+    assert parse_campaign(tiny_campaign()).population_masks == "member"
+    with pytest.raises(ConfigError, match="campaign.population_masks"):
+        parse_campaign(tiny_campaign(campaign={"population_masks": "mine"}))
+
+
+@pytest.fixture(scope="module")
+def sequential_grid(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("sequential")
+    run_campaign(parse_campaign(tiny_campaign()), directory, progress=False)
+    return records.load(directory)
+
+
+def _curves(frames):
+    trials, epochs = frames
+    params = trials.drop_duplicates("trial").set_index("trial")[["param_dropout", "param_l2"]]
+    curves = epochs.join(params, on="trial").drop(columns="trial")
+    return curves.sort_values(["param_dropout", "param_l2", "seed", "epoch"]).reset_index(drop=True)
+
+
+@pytest.mark.parametrize("engine, masks", [("optuna", "member"), ("keras-tuner", "population")])
+def test_population_campaign_gives_the_records_of_a_sequential_one(
+    tmp_path, sequential_grid, engine, masks
+):
+    raw = tiny_campaign(campaign={"engine": engine, "population": 8, "population_masks": masks})
+    campaign = parse_campaign(raw)
+    chosen = run_campaign(campaign, tmp_path, progress=False)
+    trials, epochs = records.load(tmp_path)
+    assert len(trials) == 8 and not trials.duplicated(["trial", "seed"]).any()
+    assert set(trials["status"]) == {"COMPLETE"}
+    assert list(trials.columns) == list(sequential_grid.trials.columns)
+    assert list(epochs.columns) == list(sequential_grid.epochs.columns)
+    assert len(epochs) == 16
+    population, sequential = _curves((trials, epochs)), _curves(sequential_grid)
+    for column in ["seed", "epoch", "param_dropout", "param_l2"]:
+        assert population[column].tolist() == sequential[column].tolist()
+    # One Dropout draw for all members changes the masks: then only members without Dropout
+    # match curve for curve.
+    exact = population["param_dropout"] == 0 if masks == "population" else population.index >= 0
+    assert exact.sum() >= 8
+    for column in CURVES:
+        np.testing.assert_allclose(
+            population.loc[exact, column], sequential.loc[exact, column], **TOLERANCE
+        )
+    assert population["val_accuracy"].between(0, 1).all()
+    tested = trials[trials["test_accuracy"].notna()]
+    assert set(tested["trial"]) == {chosen["trial"]} and len(tested) == 2
+
+
+def test_population_campaign_resumes_without_retraining(tmp_path, monkeypatch):
+    campaign = parse_campaign(tiny_campaign(campaign={"population": 2}))
+    real = study.campaign.train_population
+    calls = []
+
+    def interrupted_on_second(*args, **kwargs):
+        calls.append(len(args[0]))
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(study.campaign, "train_population", interrupted_on_second)
+    with pytest.raises(KeyboardInterrupt):
+        run_campaign(campaign, tmp_path, progress=False)
+    before = records.load(tmp_path).trials
+    assert sorted(before["status"]) == ["COMPLETE", "COMPLETE", "RUNNING", "RUNNING"]
+    calls.clear()
+    monkeypatch.setattr(
+        study.campaign, "train_population", lambda *a, **k: calls.append(1) or real(*a, **k)
+    )
+    run_campaign(campaign, tmp_path, progress=False)
+    after = records.load(tmp_path).trials
+    assert len(calls) == 3  # 4 configurations x 2 seeds in pairs; the first pair was done
+    assert len(after) == 8 and set(after["status"]) == {"COMPLETE"}
+    done = before[before["status"] == "COMPLETE"].set_index(["trial", "seed"])["duration_s"]
+    assert (
+        after.set_index(["trial", "seed"]).loc[done.index, "duration_s"].tolist() == done.tolist()
+    )
+
+
+def test_pruning_falls_back_to_one_run_at_a_time(tmp_path, capfd):
+    raw = tiny_campaign(campaign={"pruner": "median", "population": 4, "seeds": [0]})
+    raw["train"]["epochs"] = 1
+    raw["space"] = {"dropout": [0.0, 0.5]}
+    run_campaign(parse_campaign(raw), tmp_path, progress=False)
+    assert "population: pruning" in capfd.readouterr().err
+    trials = records.load(tmp_path).trials
+    assert len(trials) == 2 and set(trials["status"]) <= {"COMPLETE", "PRUNED"}
+
+
+_JAX_CHECK = """
+import json, numpy as np
+from study.data import load_dataset
+from study.population import Member, train_population
+from study.trial import train_run
+data = load_dataset("digits", seed=0, limit=400)
+values = [dict(hidden_layers=1, units=8, epochs=2, batch_size=128, dropout=d, l2=l2)
+          for d, l2 in ((0.0, 1e-3), (0.5, 0.0))]
+kw = dict(builder="mlp", data=data, objective="val_accuracy", direction="maximize")
+alone = [train_run(v, seed=s, **kw).history for s, v in enumerate(values)]
+together = [r.history for r in train_population([Member(v, s) for s, v in enumerate(values)], **kw)]
+print(json.dumps([float(np.max(np.abs(np.subtract(a[c], t[c])) / (1e-5 + np.abs(a[c]))))
+                  for a, t in zip(alone, together) for c in a]))
+"""
+
+
+def test_members_match_on_the_jax_backend():
+    result = subprocess.run(
+        [sys.executable, "-c", _JAX_CHECK],
+        env=os.environ | {"KERAS_BACKEND": "jax"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    relative_errors = json.loads(result.stdout.strip().splitlines()[-1])
+    assert len(relative_errors) == 8 and max(relative_errors) < 1e-4
+
+
+def test_runs_of_different_architectures_train_alone_and_say_so(tmp_path, capfd):
+    raw = tiny_campaign(campaign={"population": 4, "seeds": [0]}, train={"epochs": 1})
+    raw["space"] = {"units": [8, 16]}  # two architectures, one run each
+    del raw["model"]["units"]
+    run_campaign(parse_campaign(raw), tmp_path, progress=False)
+    assert "population: 2 run(s) share their architecture with no other" in capfd.readouterr().err
+    trials = records.load(tmp_path).trials
+    assert len(trials) == 2 and set(trials["status"]) == {"COMPLETE"}

@@ -1,0 +1,184 @@
+"""Scale-out on one machine: atomic claims, N worker processes on the journal file, GPU
+environments, and flag errors."""
+
+import os
+import sqlite3
+import subprocess
+import sys
+import time
+
+import optuna
+import pytest
+
+from study import records
+from study.cli import main
+from study.results import COMPLETE, RunResult
+from study.store import RecordStore
+from study.workers import parse_gpus, worker_environments
+from tests.conftest import tiny_campaign
+
+GRID = {"dropout": [0.0, 0.25, 0.5], "l2": [0.0, 1e-3]}  # 6 configurations
+
+
+def grid_campaign(name: str, **campaign):
+    raw = tiny_campaign(campaign={"name": name, **campaign}, train={"epochs": 1})
+    raw["space"] = dict(GRID)
+    return raw
+
+
+def run_study(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "study.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def assert_grid_trained_once(out, study: optuna.Study) -> None:
+    """Every configuration x seed COMPLETE exactly once; every Optuna trial a grid point, once."""
+    trials = records.load(out).trials
+    assert len(trials) == 12 and set(trials["status"]) == {COMPLETE}
+    assert not trials.duplicated(["trial", "seed"]).any()
+    points = sorted(
+        map(tuple, trials.drop_duplicates("trial")[["param_dropout", "param_l2"]].values)
+    )
+    assert points == sorted((d, l2) for d in GRID["dropout"] for l2 in GRID["l2"])
+    engine_trials = study.get_trials(deepcopy=False)
+    assert [t.state for t in engine_trials] == [optuna.trial.TrialState.COMPLETE] * 6
+    assert sorted((t.params["dropout"], t.params["l2"]) for t in engine_trials) == points
+    tested = trials[trials["test_accuracy"].notna()]
+    assert len(tested) == 2 and tested["trial"].nunique() == 1  # evaluated once, by the parent
+
+
+# Claims --------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = RecordStore(tmp_path / "records.sqlite", heartbeat_s=0.1, stale_after_s=1.0)
+    yield s
+    s.close()
+
+
+def other_worker(store: RecordStore, worker: str) -> RecordStore:
+    """A second store on the same file, posing as another worker."""
+    other = RecordStore(store.url, heartbeat_s=store.heartbeat_s, stale_after_s=60)
+    other.worker = worker
+    return other
+
+
+def test_a_claim_is_exclusive_while_its_worker_lives(store):
+    trial = store.trial_for("a", {"dropout": 0.0})
+    elsewhere = other_worker(store, "another-host:1:abc")  # alive for all we know: a heartbeat
+    try:
+        assert elsewhere.start_run(trial, 0)
+        assert not store.start_run(trial, 0)  # held, with a fresh heartbeat
+        time.sleep(0.5)
+        assert not store.start_run(trial, 0)  # its heartbeat thread keeps it fresh
+        assert store.running() == 1
+        elsewhere.finish_run(trial, 0, RunResult(COMPLETE, {"val_accuracy": [0.5]}, 1.0))
+        assert not store.start_run(trial, 0)  # finished: never trained again
+        assert store.run(trial, 0).status == COMPLETE and store.running() == 0
+    finally:
+        elsewhere.close()
+
+
+def test_a_claim_without_heartbeats_goes_stale_and_is_taken_over(store):
+    trial = store.trial_for("a", {"dropout": 0.0})
+    silent = other_worker(store, "another-host:1:abc")
+    silent.heartbeat_s = 3600  # claims, then never beats again: a machine that went away
+    try:
+        assert silent.start_run(trial, 0)
+        assert not store.start_run(trial, 0)
+        time.sleep(1.2)  # store.stale_after_s = 1
+        assert store.start_run(trial, 0)
+    finally:
+        silent.close()
+
+
+def test_a_claim_of_a_dead_process_on_this_host_is_taken_over_at_once(store):
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    trial = store.trial_for("a", {"dropout": 0.0})
+    ghost = other_worker(store, f"{os.uname().nodename}:{dead.pid}:abc")
+    try:
+        assert ghost.start_run(trial, 0)
+        assert store.start_run(trial, 0)
+    finally:
+        ghost.close()
+
+
+def test_configurations_are_numbered_once_per_key(store):
+    assert store.trial_for("a", {}) == 1 and store.trial_for("b", {}) == 2
+    assert store.trial_for("a", {}) == 1
+
+
+# Environments and flags ------------------------------------------------------------------------
+
+
+def test_worker_environments_give_each_gpu_slot_its_device():
+    envs = worker_environments(gpus=(0, 2), trials_per_gpu=2)
+    assert [e["CUDA_VISIBLE_DEVICES"] for e in envs] == ["0", "0", "2", "2"]
+    assert all(e["TF_FORCE_GPU_ALLOW_GROWTH"] == "true" for e in envs)
+    assert all(e["XLA_PYTHON_CLIENT_PREALLOCATE"] == "false" for e in envs)
+    assert worker_environments(workers=3) == [{}, {}, {}]
+
+
+@pytest.mark.parametrize("text, gpus", [("0", (0,)), ("0,1,3", (0, 1, 3))])
+def test_parse_gpus(text, gpus):
+    assert parse_gpus(text) == gpus
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--workers", "0"], "--workers"),
+        (["--workers", "two"], "--workers"),
+        (["--gpus", "0,a"], "--gpus"),
+        (["--gpus", "0,0"], "--gpus"),
+        (["--gpus", "-1"], "--gpus"),
+        (["--trials-per-gpu", "2"], "--trials-per-gpu: needs --gpus"),
+        (["--gpus", "0", "--trials-per-gpu", "0"], "--trials-per-gpu"),
+        (["--workers", "2", "--gpus", "0"], "--workers: give --workers N or --gpus LIST"),
+        (["--storage", "postgresql://nobody@127.0.0.1:9/none"], "--storage: cannot connect"),
+        (["--workers", "2", "--storage", "sqlite:///x.db"], "--storage: sqlite is not for"),
+    ],
+)
+def test_bad_scale_out_flags_exit_2_naming_the_flag(
+    tmp_path, campaign_file, capsys, flags, message
+):
+    path = campaign_file(grid_campaign("flags"))
+    with pytest.raises(SystemExit) as exit_info:
+        raise SystemExit(main(["run", str(path), "--out", str(tmp_path / "out"), *flags]))
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_keras_tuner_refuses_workers_with_a_message(tmp_path, campaign_file, capsys):
+    path = campaign_file(grid_campaign("kt", engine="keras-tuner"))
+    assert main(["run", str(path), "--out", str(tmp_path / "out"), "--workers", "2"]) == 2
+    assert "--workers: parallel workers need the optuna engine" in capsys.readouterr().err
+
+
+# Three workers on one machine ------------------------------------------------------------------
+
+
+def test_three_workers_on_the_journal_file_train_the_grid_exactly_once(tmp_path, campaign_file):
+    path = campaign_file(grid_campaign("journal"))
+    out = tmp_path / "out"
+    result = run_study("run", str(path), "--out", str(out), "--workers", "3", "--quiet")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "chosen: trial" in result.stdout
+    assert (out / "optuna.journal").exists() and not (out / "optuna.sqlite").exists()
+    storage = optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(out / "optuna.journal"))
+    )
+    assert_grid_trained_once(out, optuna.load_study(study_name="journal", storage=storage))
+    with sqlite3.connect(out / "records.sqlite") as db:
+        workers = {w for (w,) in db.execute("SELECT worker FROM runs")}
+    assert len(workers) >= 2, "the runs should be shared among the workers"
+    manifest = (out / "manifest.json").read_text()
+    assert "--workers 3" in manifest  # one session, recorded by the launching process
