@@ -42,12 +42,14 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def campaign_toml(engine: str, *, epochs: int = 20, seeds: int = 2) -> str:
-    """Two configurations x `seeds` seeds of the tiny digits MLP, `epochs` epochs each."""
+    """Two configurations x `seeds` seeds of the tiny digits MLP, `epochs` epochs each, one run
+    at a time (`population = 1`: kills land between runs that finish one by one)."""
     return f"""[campaign]
 name = "kills"
 engine = "{engine}"
 strategy = "grid"
 seeds = {list(range(seeds))}
+population = 1
 
 [data]
 dataset = "digits"

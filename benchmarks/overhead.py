@@ -104,8 +104,13 @@ class Setup:
         self.grid = [{"dropout": d, "l2": l2} for d, l2 in itertools.product(DROPOUT, L2)]
         # The campaign our drivers run; its fixed values and seed derivation are used by all.
         self.campaign_raw = {
-            "campaign": {"name": "overhead", "engine": "optuna", "strategy": "grid",
-                         "seeds": list(self.seeds), "objective": OBJECTIVE},
+            "campaign": {
+                "name": "overhead",
+                "engine": "optuna",
+                "strategy": "grid",
+                "seeds": list(self.seeds),
+                "objective": OBJECTIVE,
+            },
             "data": {"dataset": "digits"},
             "model": {"builder": "mlp"},
             "train": {"epochs": epochs, "batch_size": batch_size},
@@ -114,8 +119,13 @@ class Setup:
         self.campaign = parse_campaign(self.campaign_raw, source="overhead benchmark")
         c = self.campaign
         # The same split `run_campaign` loads, so every contender trains and validates alike.
-        self.data = load_dataset(c.dataset, validation_fraction=c.validation_fraction,
-                                 test_fraction=c.test_fraction, seed=c.seed, limit=c.limit)
+        self.data = load_dataset(
+            c.dataset,
+            validation_fraction=c.validation_fraction,
+            test_fraction=c.test_fraction,
+            seed=c.seed,
+            limit=c.limit,
+        )
 
     def values(self, searched: dict) -> dict:
         """Every model and training value of one configuration (fixed ones included)."""
@@ -131,17 +141,26 @@ class Setup:
     def build(self, searched: dict) -> keras.Model:
         from search_spaces import build_mlp
 
-        return build_mlp(self.values(searched), input_shape=self.data.input_shape,
-                         n_outputs=self.data.n_outputs)
+        return build_mlp(
+            self.values(searched), input_shape=self.data.input_shape, n_outputs=self.data.n_outputs
+        )
 
     def fit(self, model: keras.Model, **kwargs) -> keras.callbacks.History:
         d = self.data
-        return model.fit(d.x_train, d.y_train, validation_data=(d.x_val, d.y_val),
-                         epochs=self.epochs, batch_size=self.batch_size, verbose=0, **kwargs)
+        return model.fit(
+            d.x_train,
+            d.y_train,
+            validation_data=(d.x_val, d.y_val),
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            verbose=0,
+            **kwargs,
+        )
 
 
 # --- the contenders: each returns the mean over seeds of the best epoch's val_accuracy of the
 # --- configuration it chose -----------------------------------------------------------------
+
 
 def run_bare(s: Setup, _tmp: Path) -> float:
     best = -1.0
@@ -162,8 +181,7 @@ def run_keras_tuner(s: Setup, tmp: Path) -> float:
     builds: dict[tuple, int] = {}
 
     def hypermodel(hp: kt.HyperParameters) -> keras.Model:
-        searched = {"dropout": hp.Choice("dropout", list(DROPOUT)),
-                    "l2": hp.Choice("l2", list(L2))}
+        searched = {"dropout": hp.Choice("dropout", list(DROPOUT)), "l2": hp.Choice("l2", list(L2))}
         # One build per execution (one execution per seed); KerasTuner clears the session first.
         key = tuple(searched.values())
         n = builds.get(key, 0)
@@ -171,12 +189,24 @@ def run_keras_tuner(s: Setup, tmp: Path) -> float:
         keras.utils.set_random_seed(s.run_seed(searched, s.seeds[n % len(s.seeds)]))
         return s.build(searched)
 
-    tuner = kt.GridSearch(hypermodel, objective=OBJECTIVE, executions_per_trial=len(s.seeds),
-                          directory=str(tmp), project_name="kt", overwrite=True)
+    tuner = kt.GridSearch(
+        hypermodel,
+        objective=OBJECTIVE,
+        executions_per_trial=len(s.seeds),
+        directory=str(tmp),
+        project_name="kt",
+        overwrite=True,
+    )
     builds.clear()  # the Tuner built once to find the space; seeds count from the search on
     d = s.data
-    tuner.search(d.x_train, d.y_train, validation_data=(d.x_val, d.y_val), epochs=s.epochs,
-                 batch_size=s.batch_size, verbose=0)
+    tuner.search(
+        d.x_train,
+        d.y_train,
+        validation_data=(d.x_val, d.y_val),
+        epochs=s.epochs,
+        batch_size=s.batch_size,
+        verbose=0,
+    )
     return float(tuner.oracle.get_best_trials(1)[0].score)
 
 
@@ -184,8 +214,10 @@ def run_optuna(s: Setup, _tmp: Path) -> float:
     import optuna
 
     def objective(trial: optuna.Trial) -> float:
-        searched = {"dropout": trial.suggest_categorical("dropout", list(DROPOUT)),
-                    "l2": trial.suggest_categorical("l2", list(L2))}
+        searched = {
+            "dropout": trial.suggest_categorical("dropout", list(DROPOUT)),
+            "l2": trial.suggest_categorical("l2", list(L2)),
+        }
         scores = []
         for seed in s.seeds:
             keras.utils.clear_session()
@@ -234,8 +266,14 @@ def warm_up(s: Setup) -> None:
     keras.utils.set_random_seed(0)
     model = s.build(s.grid[-1])
     d = s.data
-    model.fit(d.x_train, d.y_train, validation_data=(d.x_val, d.y_val), epochs=1,
-              batch_size=s.batch_size, verbose=0)
+    model.fit(
+        d.x_train,
+        d.y_train,
+        validation_data=(d.x_val, d.y_val),
+        epochs=1,
+        batch_size=s.batch_size,
+        verbose=0,
+    )
     model.evaluate(d.x_test, d.y_test, batch_size=s.batch_size, verbose=0)
     keras.utils.clear_session()
 
@@ -243,16 +281,28 @@ def warm_up(s: Setup) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--epochs", type=int, default=10, help="epochs per run (default 10)")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0],
-                        help="seeds per configuration (default: 0)")
+    parser.add_argument(
+        "--seeds", type=int, nargs="+", default=[0], help="seeds per configuration (default: 0)"
+    )
     parser.add_argument("--batch-size", type=int, default=64, help="default 64")
-    parser.add_argument("--repeat", type=int, default=1,
-                        help="rounds of all five contenders; the median per contender is reported")
-    parser.add_argument("--rotate", action="store_true",
-                        help="start round r at the r-th contender (order otherwise kept), so that "
-                             "with --repeat 5 each contender runs once in each position")
-    parser.add_argument("--no-gc-freeze", dest="gc_freeze", action="store_false",
-                        help="do not collect and freeze the heap before each contender")
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="rounds of all five contenders; the median per contender is reported",
+    )
+    parser.add_argument(
+        "--rotate",
+        action="store_true",
+        help="start round r at the r-th contender (order otherwise kept), so that "
+        "with --repeat 5 each contender runs once in each position",
+    )
+    parser.add_argument(
+        "--no-gc-freeze",
+        dest="gc_freeze",
+        action="store_false",
+        help="do not collect and freeze the heap before each contender",
+    )
     args = parser.parse_args(argv)
     if args.repeat < 1 or args.epochs < 1 or len(set(args.seeds)) != len(args.seeds):
         parser.error("--repeat and --epochs must be >= 1, and --seeds distinct")
@@ -260,10 +310,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     quiet()
     setup = Setup(args.epochs, args.seeds, args.batch_size)
     n_runs = len(setup.grid) * len(setup.seeds)
-    print(f"{len(setup.grid)} configurations (dropout {list(DROPOUT)} x l2 {list(L2)}) x "
-          f"{len(setup.seeds)} seed(s) = {n_runs} fits per contender; {args.epochs} epochs, "
-          f"batch {args.batch_size}; digits: {len(setup.data.y_train)} train / "
-          f"{len(setup.data.y_val)} validation examples", flush=True)
+    print(
+        f"{len(setup.grid)} configurations (dropout {list(DROPOUT)} x l2 {list(L2)}) x "
+        f"{len(setup.seeds)} seed(s) = {n_runs} fits per contender; {args.epochs} epochs, "
+        f"batch {args.batch_size}; digits: {len(setup.data.y_train)} train / "
+        f"{len(setup.data.y_val)} validation examples",
+        flush=True,
+    )
     warm_up(setup)
 
     times: dict[str, list[float]] = {name: [] for name in CONTENDERS}
@@ -281,20 +334,28 @@ def main(argv: Sequence[str] | None = None) -> int:
                 elapsed = time.perf_counter() - start
             times[name].append(elapsed)
             scores[name].append(score)
-            print(f"  round {round_}/{args.repeat}  {name:<17} {elapsed:7.2f} s  "
-                  f"best {OBJECTIVE} {score:.4f}", flush=True)
+            print(
+                f"  round {round_}/{args.repeat}  {name:<17} {elapsed:7.2f} s  "
+                f"best {OBJECTIVE} {score:.4f}",
+                flush=True,
+            )
 
     median = {name: statistics.median(times[name]) for name in CONTENDERS}
     print()
     spread = args.repeat > 1
-    print(f"{'contender':<17} {'wall s':>8}" + (f" {'min..max s':>13}" if spread else "")
-          + f" {'s/fit':>7} {'x bare':>7}  {'best ' + OBJECTIVE:>18}  target <= {TARGET:.2f}x")
+    print(
+        f"{'contender':<17} {'wall s':>8}"
+        + (f" {'min..max s':>13}" if spread else "")
+        + f" {'s/fit':>7} {'x bare':>7}  {'best ' + OBJECTIVE:>18}  target <= {TARGET:.2f}x"
+    )
     for name in CONTENDERS:
         ratio = median[name] / median["bare"]
         verdict = ("met" if ratio <= TARGET else "MISSED") if name in OURS else ""
         between = f" {min(times[name]):6.2f}..{max(times[name]):<6.2f}" if spread else ""
-        print(f"{name:<17} {median[name]:8.2f}{between} {median[name] / n_runs:7.3f} "
-              f"{ratio:7.3f}  {statistics.fmean(scores[name]):18.4f}  {verdict}")
+        print(
+            f"{name:<17} {median[name]:8.2f}{between} {median[name] / n_runs:7.3f} "
+            f"{ratio:7.3f}  {statistics.fmean(scores[name]):18.4f}  {verdict}"
+        )
     if args.repeat > 1:
         rotated = ", order rotated each round" if args.rotate else ""
         print(f"(median of {args.repeat} rounds{rotated}; best {OBJECTIVE}: mean over rounds)")

@@ -34,8 +34,14 @@ def compile_model(model: keras.Model, values: Mapping[str, Any], task: str) -> k
 
 def output_layer(n_outputs: int, task: str, regularizer: Any) -> keras.layers.Dense:
     activation = "softmax" if task == "classification" else None
+    # float32 whatever the dtype policy (study.trial.fresh_session): a softmax or a regression
+    # output in float16 loses precision, as Keras's mixed-precision guide says.
     return keras.layers.Dense(
-        n_outputs, activation=activation, kernel_regularizer=regularizer, name="output"
+        n_outputs,
+        activation=activation,
+        kernel_regularizer=regularizer,
+        name="output",
+        dtype="float32",
     )
 
 

@@ -12,6 +12,7 @@ from typing import Any
 ACTIVATIONS = ("relu", "tanh", "sigmoid", "gelu")
 OPTIMIZERS = ("sgd", "adam", "rmsprop")
 REGULARIZERS = ("none", "l1", "l2", "l1l2")
+PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")  # Keras dtype policies
 
 
 @dataclass(frozen=True)
@@ -106,6 +107,13 @@ TRAIN_KEYS: dict[str, KeySpec] = {
     "optimizer": KeySpec(str, "adam", choices=OPTIMIZERS),
     "learning_rate": KeySpec(float, 1e-3, low=1e-12, high=10.0),
     "momentum": KeySpec(float, 0.0, low=0.0, high=1.0, high_open=True, doc="sgd only"),
+    "precision": KeySpec(
+        str,
+        "float32",
+        choices=PRECISIONS,
+        doc="Keras dtype policy of the run (study.trial.fresh_session sets it); the output "
+        "layer computes in float32",
+    ),
 }
 
 BUILDER_KEYS: dict[str, dict[str, KeySpec]] = {"mlp": MLP_KEYS, "cnn": CNN_KEYS}

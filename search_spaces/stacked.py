@@ -85,12 +85,18 @@ class StackedMLP(keras.Model):
         ]
         self.kernels, self.biases = [], []
         for i, (fan_in, fan_out) in enumerate(zip(fan_ins, fan_outs, strict=True)):
+            # Not autocast (mixed precision): `call` casts the weights to the compute dtype of
+            # each layer (float32 for the output layer, as in build_mlp), and the penalty reads
+            # the kernels in float32, as Keras's regularizers do.
             kernel = self.add_weight(
-                shape=(self.size, fan_in, fan_out), initializer="zeros", name=f"kernel_{i}"
+                shape=(self.size, fan_in, fan_out),
+                initializer="zeros",
+                name=f"kernel_{i}",
+                autocast=False,
             )
             kernel.assign(np.stack([init["kernels"][i] for init in inits]))
             bias = self.add_weight(
-                shape=(self.size, fan_out), initializer="zeros", name=f"bias_{i}"
+                shape=(self.size, fan_out), initializer="zeros", name=f"bias_{i}", autocast=False
             )
             self.kernels.append(kernel)
             self.biases.append(bias)
@@ -133,8 +139,9 @@ class StackedMLP(keras.Model):
         for i, (kernel, bias) in enumerate(zip(self.kernels, self.biases, strict=True)):
             if shared:  # a batched product beats einsum's transposes of the stacked kernel
                 x = ops.broadcast_to(x[None], (self.size, *ops.shape(x)))
-            x = ops.matmul(x, kernel)
-            x = x + bias[:, None, :]
+            dtype = self.compute_dtype if i < len(self.kernels) - 1 else "float32"
+            x = ops.matmul(ops.cast(x, dtype), ops.cast(kernel, dtype))
+            x = x + ops.cast(bias, dtype)[:, None, :]
             shared = False
             if i < len(self.kernels) - 1:
                 x = self.activation(x)
@@ -150,7 +157,9 @@ class StackedMLP(keras.Model):
         if self.masks == "population":
             if shared:
                 x = ops.broadcast_to(x[None], (self.size, *ops.shape(x)))
-            keep_rates = np.asarray([1.0 - r for r in rates], "float32")[:, None, None]
+            keep_rates = ops.convert_to_tensor(
+                np.asarray([1.0 - r for r in rates], "float32")[:, None, None], x.dtype
+            )
             generator = self.seed_generators[self._generator_index[place, -1]]
             keep = keras.random.uniform(ops.shape(x), seed=generator) < keep_rates
             return ops.where(keep, x / keep_rates, ops.zeros_like(x)), False

@@ -22,7 +22,7 @@ from study.atomic import write_atomically
 from study.backend import set_determinism
 from study.config import Campaign, check_against_data
 from study.data import Dataset, load_dataset
-from study.drivers import Driver, Proposal, make_driver
+from study.drivers import Chief, Driver, Proposal, make_driver
 from study.isolate import IsolatedRunner
 from study.manifest import MANIFEST_FILE, session_manifest
 from study.population import Member, plan_populations, population_size, train_population
@@ -50,16 +50,45 @@ def run_campaign(
     isolate: int = 0,
     record: bool = True,
     evaluate: bool = True,
+    shared: bool = False,
+    chief: Chief | None = None,
 ) -> dict[str, Any] | None:
     """Run (or resume) `campaign` in `directory`; returns the chosen configuration's summary.
 
     `isolate` > 0 trains each run in a worker subprocess, replaced after that many runs, so this
     process's memory stays bounded whatever the backend leaks (study.isolate).
     A worker that joins a campaign (study.workers) runs with `record=False` when the process
-    that launched it recorded the session, and `evaluate=False`: the test evaluation is done once.
+    that launched it recorded the session, and `evaluate=False`: the test evaluation is done once;
+    `shared` says other workers train the same campaign (`population = "auto"` then trains one
+    run at a time, study.population.population_size). `chief`: where a KerasTuner worker asks
+    the oracle that its launching process serves.
     """
     directory = Path(directory)
-    data = load_dataset(  # bad data is refused before anything is written
+    data = prepare_folder(
+        campaign, directory, source_text=source_text, command=command, record=record
+    )
+    store = open_store(campaign, directory)
+    driver = make_driver(campaign, directory, chief=chief)
+    runner = IsolatedRunner(data, campaign.deterministic, isolate) if isolate > 0 else None
+    try:
+        driver.open()
+        n_configurations = campaign.n_configurations()
+        total = None if n_configurations is None else n_configurations * len(campaign.seeds)
+        with Progress(total=total, enabled=progress) as bar:
+            _TrialLoop(
+                campaign, data, store, driver, directory, bar, runner=runner, shared=shared
+            ).run()
+        return evaluate_chosen(campaign, data, store, directory) if evaluate else None
+    finally:
+        if runner is not None:
+            runner.close()
+        driver.close()
+        store.close()
+
+
+def load_campaign_data(campaign: Campaign) -> Dataset:
+    """The campaign's data, split as it says and checked against its model and objective."""
+    data = load_dataset(
         campaign.dataset,
         validation_fraction=campaign.validation_fraction,
         test_fraction=campaign.test_fraction,
@@ -67,26 +96,22 @@ def run_campaign(
         limit=campaign.limit,
     )
     check_against_data(campaign, data.input_shape, data.task)
-    set_determinism(campaign.deterministic)
+    return data
+
+
+def prepare_folder(
+    campaign: Campaign, directory: Path, *, source_text: str | None, command: str, record: bool
+) -> Dataset:
+    """Set the backend's determinism, load the data (bad data is refused before anything is
+    written), then freeze the campaign in `directory` and, with `record`, add this session to its
+    manifest."""
+    set_determinism(campaign.deterministic)  # before the session records it
+    data = load_campaign_data(campaign)
     directory.mkdir(parents=True, exist_ok=True)
     freeze_campaign(campaign, directory, source_text)
     if record:
         record_session(campaign, directory, data_fingerprint=data.fingerprint(), command=command)
-    store = open_store(campaign, directory)
-    driver = make_driver(campaign, directory)
-    runner = IsolatedRunner(data, campaign.deterministic, isolate) if isolate > 0 else None
-    try:
-        driver.open()
-        n_configurations = campaign.n_configurations()
-        total = None if n_configurations is None else n_configurations * len(campaign.seeds)
-        with Progress(total=total, enabled=progress) as bar:
-            _TrialLoop(campaign, data, store, driver, directory, bar, runner=runner).run()
-        return evaluate_chosen(campaign, data, store, directory) if evaluate else None
-    finally:
-        if runner is not None:
-            runner.close()
-        driver.close()
-        store.close()
+    return data
 
 
 def freeze_campaign(campaign: Campaign, directory: Path, source_text: str | None) -> None:
@@ -154,18 +179,32 @@ class _TrialLoop:
         bar: Progress,
         *,
         runner: Callable[..., RunResult] | None = None,
+        shared: bool = False,
     ) -> None:
         self.campaign, self.data, self.store, self.driver = campaign, data, store, driver
         self.directory, self.bar = directory, bar
         self.runner = runner  # None: study.trial.train_run in this process
+        self.shared = shared  # other workers train this campaign too
         self.best: float | None = None
 
     def run(self) -> None:
         failures = 0
         c = self.campaign
-        size, why_not = population_size(c.population, builder=c.builder, pruner=c.pruner)
-        if why_not:
+        size, why_not = population_size(
+            c.population,
+            builder=c.builder,
+            pruner=c.pruner,
+            isolated=self.runner is not None,
+            shared=self.shared,
+        )
+        if why_not:  # said once per campaign (and process), not once per configuration
             print(f"population: {why_not}", file=sys.stderr)
+        elif size > 1 and c.population == "auto":
+            print(
+                f'population: "auto": runs that share an architecture train together, up to '
+                f"{size} at a time (campaign.population = 1: one at a time)",
+                file=sys.stderr,
+            )
         n_asked = -(-size // len(c.seeds))  # configurations whose runs fill one population
         while batch := self._ask(n_asked):
             outcomes = self._train_together(batch, size) if size > 1 else [self.train(batch[0])]

@@ -108,6 +108,7 @@ def _worker(args: argparse.Namespace) -> int:
             "--storage: a worker joins a campaign through a shared database; give its URL "
             "(postgresql://...), or use study run --workers N on one machine"
         )
+    chief = _chief(campaign) if args.launched else None
     source = Path(args.campaign).read_text() if args.campaign else None
     command = shlex.join(
         ["study", "worker", *([args.campaign] if args.campaign else []), "--out", args.out]
@@ -121,11 +122,30 @@ def _worker(args: argparse.Namespace) -> int:
             progress=not args.quiet,
             record=not args.launched,  # the launching process recorded the session
             evaluate=False,  # study run evaluates the chosen configuration, once
+            shared=True,  # other workers train this campaign too
+            chief=chief,
         )
     except (ConfigError, DataError, CampaignError, StoreError) as error:
         raise _UserError(error) from None
     print(f"worker done: {args.out}")
     return 0
+
+
+def _chief(campaign):
+    """For a KerasTuner worker that `study run` launched: the oracle it asks, from KerasTuner's
+    chief/worker variables (study.workers sets them)."""
+    from study.drivers import Chief
+
+    if campaign.engine != "keras-tuner":
+        return None
+    names = ("KERASTUNER_ORACLE_IP", "KERASTUNER_ORACLE_PORT", "KERASTUNER_TUNER_ID")
+    missing = [name for name in names if not os.environ.get(name)]
+    if missing:
+        raise _UserError(f"{missing[0]}: a launched KerasTuner worker needs it set")
+    host, port, tuner_id = (os.environ[name] for name in names)
+    if not port.isdigit():
+        raise _UserError(f"KERASTUNER_ORACLE_PORT: expected a port number, got {port!r}")
+    return Chief(host=host, port=int(port), tuner_id=tuner_id)
 
 
 def _with_storage(campaign, flag: str | None):
@@ -168,10 +188,6 @@ def _worker_environments(args: argparse.Namespace, campaign) -> list[dict[str, s
         return None
     if args.isolate:
         raise _UserError("--isolate: not with --workers or --gpus (each worker is a process)")
-    if campaign.engine != "optuna":
-        raise _UserError(
-            "--workers: parallel workers need the optuna engine (engine = \"optuna\")"
-        )
     if campaign.storage and not campaign.storage.startswith("postgresql"):
         raise _UserError(
             f"--storage: {campaign.storage.split(':')[0]} is not for parallel workers; "

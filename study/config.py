@@ -66,7 +66,7 @@ class Campaign:
     space: SearchSpace
     resolved: dict[str, Any]
     deterministic: bool = True
-    population: int | str = 1  # members trained together (study.population), or "auto"
+    population: int | str = "auto"  # members trained together (study.population), or 1
     population_masks: str = "member"  # study.population.MASKS
 
     @property
@@ -286,8 +286,9 @@ _CAMPAIGN_KEYS = {
     ),
     "population": KeySpec(
         object,
-        1,
-        doc='train up to this many configurations x seeds of one architecture together; "auto"',
+        "auto",
+        doc="train up to this many configurations x seeds of one architecture together; "
+        '"auto": up to 32 where it applies (study.population.population_size); 1: one at a time',
     ),
     "population_masks": KeySpec(
         str,

@@ -98,8 +98,8 @@ def train_population(
     if None in keys or len(keys) != 1:
         raise ValueError("population members must share one architecture (architecture_key)")
     start = time.perf_counter()
-    fresh_session()
     values = [defaults(builder) | dict(m.values) for m in members]
+    fresh_session(values[0]["precision"])  # members share it (not one of MEMBER_KEYS)
     model = StackedMLP(
         values,
         [m.seed for m in members],
@@ -222,19 +222,42 @@ class _MemberTracker:
         return False
 
 
-AUTO_SIZE = 32  # members per population for `population = "auto"`
+AUTO_SIZE = 32  # at most this many members per population for `population = "auto"`
 
 
-def population_size(setting: int | str, *, builder: str, pruner: str) -> tuple[int, str]:
+def population_size(
+    setting: int | str,
+    *,
+    builder: str,
+    pruner: str,
+    isolated: bool = False,
+    shared: bool = False,
+) -> tuple[int, str]:
     """How many runs to train together for the campaign key `population`, and, when population
-    training cannot apply, why (one line for the user); 1 means one run at a time."""
-    wanted = AUTO_SIZE if setting == "auto" else int(setting)
+    training cannot apply, why (one line for the user); 1 means one run at a time.
+
+    `"auto"` (the default) trains populations only where nothing asks for runs one at a time:
+    not with `isolated` (`--isolate`: each run in a worker subprocess, for bounded memory) and not
+    in one of several workers that `shared` a campaign (a worker would claim every waiting run).
+    An explicit K applies there too."""
+    auto = setting == "auto"
+    wanted = AUTO_SIZE if auto else int(setting)
     if wanted <= 1:
         return 1, ""
     if builder != "mlp":
         return 1, f"population training stacks MLPs only; the {builder} runs train one at a time"
     if pruner != "none":
         return 1, "pruning decides epoch by epoch per run; runs train one at a time"
+    if auto and isolated:
+        return 1, (
+            '--isolate trains each run in its own process; population = "auto" trains '
+            "one run at a time"
+        )
+    if auto and shared:
+        return 1, (
+            'several workers share the campaign; population = "auto" trains one run at a time '
+            "in each (set population = K to train populations in each worker)"
+        )
     return wanted, ""
 
 
@@ -253,10 +276,11 @@ def plan_populations(
             groups.setdefault(key, []).append(tag)
     populations = []
     for tags in groups.values():
-        for begin in range(0, len(tags), size):
-            chunk = tags[begin : begin + size]
+        # As few populations as `size` allows, of near-equal sizes (33 runs: 17 + 16, not 32 + 1).
+        n_chunks = -(-len(tags) // size)
+        for chunk in np.array_split(np.arange(len(tags)), n_chunks):
             if len(chunk) > 1:
-                populations.append(chunk)
+                populations.append([tags[i] for i in chunk])
             else:
-                alone.extend(chunk)
+                alone.extend(tags[i] for i in chunk)
     return populations, alone

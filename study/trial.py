@@ -26,8 +26,13 @@ from study.seeding import data_order, seed_everything
 EpochHook = Callable[[int, float], bool]
 
 
-def fresh_session() -> None:
-    """Reset Keras's global state and collect the previous run's garbage, at a constant cost.
+def fresh_session(precision: str = "float32") -> None:
+    """Reset Keras's global state, set the dtype policy `precision` (the campaign key
+    `train.precision`: "float32", "mixed_float16" or "mixed_bfloat16"), and collect the previous
+    run's garbage, at a constant cost.
+
+    The policy is set here, the one place for sequential runs, populations and the test
+    evaluation: `clear_session` resets it to float32, so it is set anew for every run.
 
     TensorFlow keeps every traced training step alive (about 10,000 objects a `fit`), so each full
     collection would scan all earlier runs' objects and grow slower run after run. After
@@ -37,6 +42,7 @@ def fresh_session() -> None:
     """
     forget_traced_gradients()
     keras.utils.clear_session(free_memory=False)
+    keras.mixed_precision.set_global_policy(precision)
     gc.collect()
     gc.freeze()
 
@@ -64,7 +70,7 @@ def train_run(
     for the test-split evaluation of the chosen configuration when the search ends.
     """
     start = time.perf_counter()
-    fresh_session()
+    fresh_session(str(values.get("precision", "float32")))
     seed_everything(seed)
     tracker = _Tracker(objective, direction, on_epoch)
     try:
@@ -98,7 +104,7 @@ def evaluate_run(
     values: Mapping[str, Any], *, builder: str, data: Dataset, weights_path: Path
 ) -> dict[str, float]:
     """The test-split metrics of a finished run, from its saved best-epoch weights."""
-    fresh_session()
+    fresh_session(str(values.get("precision", "float32")))
     model = build_model(values, builder, data)
     with np.load(weights_path) as saved:
         model.set_weights([saved[f"arr_{i}"] for i in range(len(saved.files))])

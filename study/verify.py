@@ -103,7 +103,8 @@ def largest_difference(
 def verify(directory: str | Path, *, n_runs: int = 3) -> list[RunCheck]:
     """Retrain `n_runs` COMPLETE runs of the campaign in `directory` and compare their curves."""
     from study.backend import set_determinism
-    from study.data import DataError, load_dataset
+    from study.campaign import load_campaign_data
+    from study.data import DataError
     from study.seeding import derive_seed
     from study.trial import train_run
 
@@ -121,13 +122,7 @@ def verify(directory: str | Path, *, n_runs: int = 3) -> list[RunCheck]:
     if not chosen:
         raise VerifyError(f"{directory}: no COMPLETE run to verify yet")
     try:
-        data = load_dataset(
-            campaign.dataset,
-            validation_fraction=campaign.validation_fraction,
-            test_fraction=campaign.test_fraction,
-            seed=campaign.seed,
-            limit=campaign.limit,
-        )
+        data = load_campaign_data(campaign)
     except DataError as error:
         raise VerifyError(str(error)) from None
     manifest_path = directory / MANIFEST_FILE

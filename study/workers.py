@@ -5,6 +5,8 @@ once in this process (the folder, the session, the engine's study with its grid 
 launches N `study worker` children, each running the ordinary trial loop on the shared state:
 
 - Optuna: the journal file DIR/optuna.journal, or the campaign's PostgreSQL database.
+- KerasTuner: its chief/worker mode. This process serves the oracle (DIR/keras_tuner/) over gRPC
+  on localhost; worker i asks it as tuner<i> (KERASTUNER_ORACLE_IP/_PORT/_TUNER_ID).
 - Records: DIR/records.sqlite (WAL), or the same PostgreSQL database; `RecordStore.start_run` is
   an atomic claim, so no configuration x seed is trained twice whatever the engine hands out.
 
@@ -25,11 +27,12 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from study.config import Campaign, check_against_data
+from study.config import Campaign
 from study.results import FINISHED
 
 LOG_DIR = "workers"
 POLL_S = 1.0
+CHIEF_HOST = "127.0.0.1"  # KerasTuner's oracle, served by `study run` to its workers
 
 
 class WorkerError(RuntimeError):
@@ -79,6 +82,22 @@ def with_storage(campaign: Campaign, storage: str | None) -> Campaign:
     return dataclasses.replace(campaign, storage=storage, resolved=resolved)
 
 
+def chief_environments(
+    environments: Sequence[Mapping[str, str]], host: str, port: int
+) -> list[dict[str, str]]:
+    """`environments` with KerasTuner's chief/worker variables: worker i asks the oracle at
+    host:port as tuner<i>."""
+    return [
+        {
+            **extra,
+            "KERASTUNER_ORACLE_IP": host,
+            "KERASTUNER_ORACLE_PORT": str(port),
+            "KERASTUNER_TUNER_ID": f"tuner{i}",
+        }
+        for i, extra in enumerate(environments)
+    ]
+
+
 def worker_command(campaign_file: str | None, directory: Path, storage: str | None) -> list[str]:
     """The command line of one launched worker."""
     return [
@@ -107,23 +126,14 @@ def run_workers(
 ) -> dict[str, Any] | None:
     """Run (or resume) `campaign` in `directory` with one worker process per environment;
     returns the chosen configuration's summary, as study.campaign.run_campaign does."""
-    from study.campaign import evaluate_chosen, freeze_campaign, open_store, record_session
-    from study.data import load_dataset
+    from study.campaign import evaluate_chosen, open_store, prepare_folder
     from study.drivers import make_driver
     from study.drivers.optuna_driver import ENGINE_STORE, JOURNAL_FILE
 
     directory = Path(directory)
-    data = load_dataset(
-        campaign.dataset,
-        validation_fraction=campaign.validation_fraction,
-        test_fraction=campaign.test_fraction,
-        seed=campaign.seed,
-        limit=campaign.limit,
+    data = prepare_folder(
+        campaign, directory, source_text=source_text, command=command, record=True
     )
-    check_against_data(campaign, data.input_shape, data.task)
-    directory.mkdir(parents=True, exist_ok=True)
-    freeze_campaign(campaign, directory, source_text)
-    record_session(campaign, directory, data_fingerprint=data.fingerprint(), command=command)
     if campaign.engine == "optuna" and campaign.storage is None:
         if (directory / ENGINE_STORE).exists():
             raise WorkerError(
@@ -136,13 +146,24 @@ def run_workers(
     try:
         driver = make_driver(campaign, directory)  # the study and its grid, once, first
         driver.open()
-        driver.close()
-        _supervise(campaign, directory, store, campaign_file, environments, progress)
+        if campaign.engine != "keras-tuner":
+            driver.close()
+            _supervise(campaign, directory, store, campaign_file, environments, progress)
+        else:  # this process is KerasTuner's chief: it serves the oracle the workers ask
+            try:
+                port = driver.serve(CHIEF_HOST)
+                environments = chief_environments(environments, CHIEF_HOST, port)
+                _supervise(campaign, directory, store, campaign_file, environments, progress)
+            finally:
+                driver.close()
         while store.running():  # workers on other machines still hold runs
             time.sleep(POLL_S)
         return evaluate_chosen(campaign, data, store, directory)
     finally:
         store.close()
+
+
+INTERRUPTED = 130  # the exit status of a worker stopped by Ctrl-C (study.cli)
 
 
 def _supervise(
@@ -183,17 +204,23 @@ def _supervise(
                 )
                 if all(c.poll() is not None for c, _ in children):
                     break
+                if campaign.engine == "keras-tuner" and any(c.poll() for c, _ in children):
+                    # the chief's oracle holds the dead worker's trial until it reloads:
+                    # the others could wait for it forever
+                    _stop(children)
+                    break
                 time.sleep(POLL_S)
     except KeyboardInterrupt:
         _stop(children)
         raise
-    failed = [(c, log) for c, log in children if c.returncode != 0]
-    if failed:
-        child, log = failed[0]
+    stopped = [(c, log) for c, log in children if c.returncode == INTERRUPTED]
+    failed = [(c, log) for c, log in children if c.returncode not in (0, INTERRUPTED)]
+    if failed or stopped:
+        child, log = (failed or stopped)[0]
         tail = "\n".join(log.read_text(errors="replace").splitlines()[-15:])
         raise WorkerError(
-            f"{len(failed)} of {len(children)} workers failed; worker exit status "
-            f"{child.returncode}, the end of {log}:\n{tail}\n"
+            f"{len(failed)} of {len(children)} workers failed ({len(stopped)} stopped); "
+            f"worker exit status {child.returncode}, the end of {log}:\n{tail}\n"
             "Run the same command again to resume."
         )
 

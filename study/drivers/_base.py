@@ -26,12 +26,23 @@ class Proposal:
     handle: Any = None  # the engine's own trial object
 
 
+@dataclass(frozen=True)
+class Chief:
+    """Where a launched worker finds the engine's state that the launching process serves
+    (KerasTuner's chief oracle), and the id it asks under."""
+
+    host: str
+    port: int
+    tuner_id: str
+
+
 class Driver(abc.ABC):
     """Translates the campaign's search space for one engine and runs its ask/tell loop."""
 
-    def __init__(self, campaign: Campaign, directory: Path) -> None:
+    def __init__(self, campaign: Campaign, directory: Path, *, chief: Chief | None = None) -> None:
         self.campaign = campaign
         self.directory = Path(directory)
+        self.chief = chief  # None: the engine's state is in `directory`, in this process
 
     @abc.abstractmethod
     def open(self) -> None:

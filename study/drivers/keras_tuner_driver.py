@@ -3,22 +3,34 @@
 The Oracle decides what to try; our trial loop trains it (KerasTuner's Tuner would keep only the
 best epoch's metrics). The Oracle's state lives in DIR/keras_tuner/; a trial left running by a
 killed process is sent for retry when the Oracle reloads.
+
+Parallel workers use KerasTuner's chief/worker mode: the launching process serves its Oracle over
+gRPC (`serve`), and each worker's driver, given a `Chief`, asks it through an OracleClient.
 """
 
 from __future__ import annotations
 
+import itertools
 import os
+import time
+from concurrent import futures
 from typing import Any
 
+import grpc
 import keras_tuner as kt
+from keras_tuner.src import protos
+from keras_tuner.src.distribute.oracle_chief import OracleServicer
+from keras_tuner.src.distribute.oracle_client import OracleClient
 from keras_tuner.src.tuners.gridsearch import LinkedList
 
 from search_spaces import Bool, Choice, Fixed, Float, Int, SearchSpace
-from study.drivers._base import Driver, Proposal
+from study.drivers._base import Chief, Driver, Proposal
 from study.results import COMPLETE
 
 ENGINE_DIR = "keras_tuner"
 _TUNER_ID = "study"
+IDLE_POLL_S = 0.5  # how often a worker asks again when the chief's oracle has nothing yet
+CHIEF_TIMEOUT_S = 300.0  # a worker gives up on a chief that stopped answering
 
 
 def to_hyperparameters(space: SearchSpace) -> kt.HyperParameters:
@@ -78,8 +90,47 @@ class _ResumableGridSearchOracle(kt.oracles.GridSearchOracle):
         self.save()  # the parent queues the trial after saving: save the queue too
 
 
+class _ChiefClient(OracleClient):
+    """KerasTuner's OracleClient, given the chief's address and the tuner id instead of reading
+    them from environment variables, with a deadline on each call."""
+
+    def __init__(self, chief: Chief, timeout_s: float = CHIEF_TIMEOUT_S) -> None:
+        self._oracle = None
+        self._protos = protos.get_service()
+        self._channel = grpc.insecure_channel(f"{chief.host}:{chief.port}")
+        self.stub = protos.get_service_grpc().OracleStub(self._channel)
+        self.tuner_id = chief.tuner_id
+        self.timeout_s = timeout_s
+        self.multi_worker, self.should_report = False, True
+
+    def create_trial(self, tuner_id: str) -> Any:
+        request = self._protos.CreateTrialRequest(tuner_id=tuner_id)
+        response = self.stub.CreateTrial(request, wait_for_ready=True, timeout=self.timeout_s)
+        return kt.engine.trial.Trial.from_proto(response.trial)
+
+    def update_trial(self, trial_id: str, metrics: dict[str, float], step: int = 0) -> None:
+        request = self._protos.UpdateTrialRequest(trial_id=trial_id, metrics=metrics, step=step)
+        self.stub.UpdateTrial(request, wait_for_ready=True, timeout=self.timeout_s)
+
+    def end_trial(self, trial: Any) -> None:
+        request = self._protos.EndTrialRequest(trial=trial.to_proto())
+        self.stub.EndTrial(request, wait_for_ready=True, timeout=self.timeout_s)
+
+    def close(self) -> None:
+        self._channel.close()
+
+
 class KerasTunerDriver(Driver):
+    """Without `chief`, the Oracle lives in this process (and may be served to workers with
+    `serve`); with it, the Oracle is the chief's, asked over gRPC."""
+
+    _server: Any = None
+
     def open(self) -> None:
+        self._waiting: dict[str, Any] = {}  # tuner id -> trial asked for and not yet told
+        if self.chief is not None:
+            self.oracle = _ChiefClient(self.chief)
+            return
         c = self.campaign
         objective = kt.Objective(c.objective, "max" if c.direction == "maximize" else "min")
         common = dict(
@@ -103,16 +154,49 @@ class KerasTunerDriver(Driver):
             oracle.reload()
         self.oracle = oracle
 
+    def serve(self, host: str) -> int:
+        """Serve this process's Oracle to workers over gRPC, in a background thread, until
+        `close`; returns the port. (KerasTuner's own `start_server` blocks until the search
+        ends.) One server thread: the Oracle's calls run one at a time."""
+        server = grpc.server(futures.ThreadPoolExecutor(max_workers=1))
+        protos.get_service_grpc().add_OracleServicer_to_server(OracleServicer(self.oracle), server)
+        port = server.add_insecure_port(f"{host}:0")
+        server.start()
+        self._server = server
+        return port
+
+    def close(self) -> None:
+        if self._server is not None:
+            self._server.stop(grace=None).wait()
+            self._server = None
+        if not hasattr(self, "oracle"):
+            return
+        if self.chief is not None:
+            self.oracle.close()
+        else:  # Oracle.end_trial saves before it drops the trial from ongoing_trials
+            self.oracle.save()
+
     def ask(self) -> Proposal | None:
         # The oracle hands one trial per tuner id: a free id per proposal lets several be asked
-        # for before they are told.
-        busy = set(self.oracle.ongoing_trials)
-        tuner_id = next(
-            f"{_TUNER_ID}-{i}" for i in range(len(busy) + 1) if f"{_TUNER_ID}-{i}" not in busy
-        )
+        # for before they are told. A worker asks under its chief-given id, then id-1, id-2...
+        if self.chief is None:
+            busy, base = set(self.oracle.ongoing_trials), _TUNER_ID
+            ids = (f"{base}-{i}" for i in itertools.count())
+        else:
+            busy, base = set(self._waiting), self.chief.tuner_id
+            ids = (base if i == 0 else f"{base}-{i}" for i in itertools.count())
+        tuner_id = next(i for i in ids if i not in busy)
         trial = self.oracle.create_trial(tuner_id)
+        while (
+            self.chief is not None
+            and not self._waiting
+            and trial.status == kt.engine.trial.TrialStatus.IDLE
+        ):  # the other workers' trials must be told first: wait for them
+            time.sleep(IDLE_POLL_S)
+            trial = self.oracle.create_trial(tuner_id)
         if trial.status != kt.engine.trial.TrialStatus.RUNNING:  # STOPPED, or IDLE until a tell
             return None
+        self._waiting[tuner_id] = trial
         raw = trial.hyperparameters.values
         values: dict[str, Any] = {}
         for name in self.campaign.space.params:
@@ -126,6 +210,7 @@ class KerasTunerDriver(Driver):
         self, proposal: Proposal, objective: float | None, status: str, failure: str = ""
     ) -> None:
         trial = proposal.handle
+        self._waiting = {k: t for k, t in self._waiting.items() if t is not trial}
         if status == COMPLETE and objective is not None:
             self.oracle.update_trial(trial.trial_id, {self.campaign.objective: objective})
             trial.status = kt.engine.trial.TrialStatus.COMPLETED

@@ -51,8 +51,10 @@ def one_seed_records(grid_records) -> Records:
 @pytest.fixture(scope="session")
 def failed_records(tmp_path_factory) -> Records:
     """Dropout x L2 [0, 100] with SGD at learning rate 1: every L2 = 100 run diverges (FAILED,
-    and its configuration's second seed is skipped)."""
-    raw = tiny_campaign(train={"optimizer": "sgd", "learning_rate": 1.0})
+    and its configuration's second seed is skipped: one run at a time, population = 1)."""
+    raw = tiny_campaign(
+        campaign={"population": 1}, train={"optimizer": "sgd", "learning_rate": 1.0}
+    )
     raw["space"] = {"dropout": [0.0, 0.5], "l2": [0.0, 100.0]}
     records = load(_run(tmp_path_factory, "failed", raw))
     failed = records.trials[records.trials["status"] == "FAILED"]

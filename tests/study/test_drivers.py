@@ -6,7 +6,7 @@ import pytest
 
 from study import records
 from study.campaign import run_campaign
-from study.config import parse_campaign
+from study.config import ConfigError, parse_campaign
 from tests.conftest import tiny_campaign
 
 ENGINES = ["optuna", "keras-tuner"]
@@ -50,6 +50,15 @@ def test_grid_gives_one_row_per_configuration_and_seed(grid_runs, engine):
     assert {"train_loss", "val_loss", "train_accuracy", "val_accuracy"} <= set(epochs.columns)
     assert len(epochs) == 8 * 2  # full curves: 2 epochs each
     assert epochs.groupby(["trial", "seed"])["epoch"].apply(list).tolist() == [[1, 2]] * 8
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_the_default_trains_runs_of_one_architecture_together(grid_runs, engine):
+    """population = "auto" by default: runs trained together share the population's wall time
+    (duration_s is that time divided by the population's size)."""
+    assert parse_campaign(tiny_campaign()).population == "auto"
+    trials = grid_runs[engine][2].trials
+    assert trials["duration_s"].nunique() < len(trials)
 
 
 @pytest.mark.parametrize("engine", ENGINES)
@@ -177,3 +186,30 @@ def test_a_batch_can_be_asked_before_it_is_told(tmp_path, engine):
             told.append((proposal.values["dropout"], proposal.values["l2"]))
     assert sorted(told) == sorted((v["dropout"], v["l2"]) for v in campaign.space.grid())
     assert max(batch_sizes) > 1
+
+
+@pytest.mark.parametrize("population", [1, "auto"])
+def test_a_mixed_bfloat16_campaign_records_curves(tmp_path, population):
+    """train.precision sets the dtype policy of sequential runs and populations alike."""
+    import keras
+
+    raw = tiny_campaign(
+        campaign={"seeds": [0], "population": population},
+        train={"epochs": 2, "precision": "mixed_bfloat16"},
+    )
+    try:
+        chosen = run_campaign(parse_campaign(raw), tmp_path, progress=False)
+        assert keras.mixed_precision.global_policy().name == "mixed_bfloat16"
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    trials, epochs = records.load(tmp_path)
+    assert len(trials) == 4 and set(trials["status"]) == {"COMPLETE"}
+    assert (trials["param_precision"] == "mixed_bfloat16").all()
+    assert len(epochs) == 4 * 2 and np.isfinite(epochs[["train_loss", "val_loss"]]).all().all()
+    assert epochs["val_accuracy"].between(0, 1).all()
+    assert 0 <= chosen["test"][0]["accuracy"] <= 1
+
+
+def test_precision_is_validated_naming_the_key():
+    with pytest.raises(ConfigError, match="train.precision: 'float16' is not one of float32"):
+        parse_campaign(tiny_campaign(train={"precision": "float16"}))

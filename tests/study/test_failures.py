@@ -27,7 +27,8 @@ def test_an_exception_fails_its_run_with_the_reason_and_the_campaign_goes_on(tmp
     from study.campaign import run_campaign
 
     monkeypatch.setattr(study.trial, "build_model", _out_of_memory_for(0.5))
-    raw = tiny_campaign(campaign={"seeds": [0, 1]}, train={"epochs": 1})
+    # One run at a time (population = 1): the failure is simulated in study.trial.build_model.
+    raw = tiny_campaign(campaign={"seeds": [0, 1], "population": 1}, train={"epochs": 1})
     raw["space"] = {"dropout": [0.5, 0.0]}
     chosen = run_campaign(parse_campaign(raw), tmp_path, progress=False)
     trials = records.load(tmp_path).trials.set_index(["param_dropout", "seed"])
@@ -46,7 +47,7 @@ def test_consecutive_failures_stop_the_campaign_and_stay_in_the_records(
     tmp_path, monkeypatch, capsys
 ):
     monkeypatch.setattr(study.trial, "build_model", _out_of_memory_for(0.5))
-    raw = tiny_campaign(campaign={"seeds": [0], "max_consecutive_failures": 2})
+    raw = tiny_campaign(campaign={"seeds": [0], "max_consecutive_failures": 2, "population": 1})
     raw["space"] = {"dropout": [0.5], "l2": [0.0, 1e-4, 1e-3]}  # every configuration fails
     path = tmp_path / "campaign.toml"
     path.write_text(to_toml(raw))
@@ -67,7 +68,10 @@ def test_the_limit_counts_failures_in_a_row_only(tmp_path, monkeypatch):
     from study.campaign import run_campaign
 
     monkeypatch.setattr(study.trial, "build_model", _out_of_memory_for(0.5))
-    raw = tiny_campaign(campaign={"seeds": [0], "max_consecutive_failures": 2}, train={"epochs": 1})
+    raw = tiny_campaign(
+        campaign={"seeds": [0], "max_consecutive_failures": 2, "population": 1},
+        train={"epochs": 1},
+    )
     raw["space"] = {"l2": [0.0, 1e-4], "dropout": [0.5, 0.0]}  # fails, trains, fails, trains
     run_campaign(parse_campaign(raw), tmp_path, progress=False)
     trials = records.load(tmp_path).trials.sort_values("trial")

@@ -205,6 +205,19 @@ def test_population_size():
     assert population_size(8, builder="cnn", pruner="none")[0] == 1
     size, why = population_size(8, builder="mlp", pruner="median")
     assert size == 1 and "pruning" in why
+    # "auto" (the default) trains one at a time with --isolate and in shared workers; K does not.
+    size, why = population_size("auto", builder="mlp", pruner="none", isolated=True)
+    assert size == 1 and "--isolate" in why
+    size, why = population_size("auto", builder="mlp", pruner="none", shared=True)
+    assert size == 1 and "workers" in why
+    assert population_size(8, builder="mlp", pruner="none", isolated=True, shared=True) == (8, "")
+
+
+def test_populations_are_of_near_equal_sizes():
+    runs = [(i, TINY) for i in range(33)]
+    groups, alone = plan_populations(runs, builder="mlp", size=32)
+    assert [len(g) for g in groups] == [17, 16] and alone == []
+    assert sorted(t for g in groups for t in g) == list(range(33))
 
 
 @pytest.mark.parametrize("value", [0, -2, "many", True, 2.5])
@@ -227,7 +240,9 @@ def test_population_masks_key():
 @pytest.fixture(scope="module")
 def sequential_grid(tmp_path_factory):
     directory = tmp_path_factory.mktemp("sequential")
-    run_campaign(parse_campaign(tiny_campaign()), directory, progress=False)
+    run_campaign(
+        parse_campaign(tiny_campaign(campaign={"population": 1})), directory, progress=False
+    )
     return records.load(directory)
 
 

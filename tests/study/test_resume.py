@@ -19,7 +19,8 @@ ENGINES = ["optuna", "keras-tuner"]
 
 @pytest.mark.parametrize("engine", ENGINES)
 def test_resume_after_interrupt_trains_only_what_is_missing(tmp_path, monkeypatch, engine):
-    campaign = parse_campaign(tiny_campaign(campaign={"engine": engine}))
+    # One run at a time (population = 1): this test counts train_run calls.
+    campaign = parse_campaign(tiny_campaign(campaign={"engine": engine, "population": 1}))
     real_train_run = study.campaign.train_run
     calls = []
 
@@ -60,7 +61,8 @@ def _complete_runs(directory) -> int:
 
 @pytest.mark.parametrize("engine", ENGINES)
 def test_sigkill_then_same_command_completes_without_retraining(tmp_path, campaign_file, engine):
-    path = campaign_file(tiny_campaign(campaign={"engine": engine}))
+    # One run at a time (population = 1): runs finish one by one, so the kill lands between.
+    path = campaign_file(tiny_campaign(campaign={"engine": engine, "population": 1}))
     out = tmp_path / "out"
     command = [sys.executable, "-m", "study.cli", "run", str(path), "--out", str(out), "--quiet"]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -17,8 +17,11 @@ ENGINES = ["optuna", "keras-tuner"]
 
 
 def two_configurations(engine: str) -> dict:
-    """Two configurations x one seed, 2 epochs: the smallest campaign with something to choose."""
-    raw = tiny_campaign(campaign={"engine": engine, "seeds": [0]}, space={"dropout": [0.0, 0.5]})
+    """Two configurations x one seed, 2 epochs: the smallest campaign with something to choose.
+    One run at a time (population = 1), as `study verify` retrains them: equal to the last bit."""
+    raw = tiny_campaign(
+        campaign={"engine": engine, "seeds": [0], "population": 1}, space={"dropout": [0.0, 0.5]}
+    )
     raw["space"].pop("l2")
     return raw
 

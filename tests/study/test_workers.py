@@ -1,6 +1,7 @@
 """Scale-out on one machine: atomic claims, N worker processes on the journal file, GPU
 environments, and flag errors."""
 
+import json
 import os
 import sqlite3
 import subprocess
@@ -157,12 +158,6 @@ def test_bad_scale_out_flags_exit_2_naming_the_flag(
     assert not (tmp_path / "out").exists()
 
 
-def test_keras_tuner_refuses_workers_with_a_message(tmp_path, campaign_file, capsys):
-    path = campaign_file(grid_campaign("kt", engine="keras-tuner"))
-    assert main(["run", str(path), "--out", str(tmp_path / "out"), "--workers", "2"]) == 2
-    assert "--workers: parallel workers need the optuna engine" in capsys.readouterr().err
-
-
 # Three workers on one machine ------------------------------------------------------------------
 
 
@@ -182,3 +177,41 @@ def test_three_workers_on_the_journal_file_train_the_grid_exactly_once(tmp_path,
     assert len(workers) >= 2, "the runs should be shared among the workers"
     manifest = (out / "manifest.json").read_text()
     assert "--workers 3" in manifest  # one session, recorded by the launching process
+
+
+@pytest.mark.parametrize(
+    "strategy, workers, extra",
+    [("grid", 3, {}), ("random", 2, {"max_trials": 6})],  # random: 6 distinct of 6 points
+)
+def test_keras_tuner_workers_ask_the_chief_oracle_and_train_the_grid_exactly_once(
+    tmp_path, campaign_file, strategy, workers, extra
+):
+    path = campaign_file(grid_campaign("chief", engine="keras-tuner", strategy=strategy, **extra))
+    out = tmp_path / "out"
+    result = run_study("run", str(path), "--out", str(out), "--workers", str(workers), "--quiet")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "chosen: trial" in result.stdout
+    trials = records.load(out).trials
+    assert len(trials) == 12 and set(trials["status"]) == {COMPLETE}
+    assert not trials.duplicated(["trial", "seed"]).any()
+    points = sorted(
+        map(tuple, trials.drop_duplicates("trial")[["param_dropout", "param_l2"]].values)
+    )
+    assert points == sorted((d, l2) for d in GRID["dropout"] for l2 in GRID["l2"])
+    tested = trials[trials["test_accuracy"].notna()]
+    assert len(tested) == 2 and tested["trial"].nunique() == 1  # evaluated once, by the parent
+    # The chief's oracle (served by the parent, saved in DIR/keras_tuner/): every trial it
+    # handed out ended COMPLETED, each a distinct grid point, none left running.
+    oracle = json.loads((out / "keras_tuner" / "oracle.json").read_text())
+    assert oracle["ongoing_trials"] == {}
+    engine_trials = [
+        json.loads(f.read_text()) for f in (out / "keras_tuner").glob("trial_*/trial.json")
+    ]
+    assert [t["status"] for t in engine_trials] == ["COMPLETED"] * 6
+    values = sorted(
+        (t["hyperparameters"]["values"]["dropout"], t["hyperparameters"]["values"]["l2"])
+        for t in engine_trials
+    )
+    assert values == points
+    logs = [(out / "workers" / f"worker-{i}.log").read_text() for i in range(workers)]
+    assert all("worker done" in log for log in logs)
