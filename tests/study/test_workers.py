@@ -36,8 +36,9 @@ def run_study(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
     )
 
 
-def assert_grid_trained_once(out, study: optuna.Study) -> None:
-    """Every configuration x seed COMPLETE exactly once; every Optuna trial a grid point, once."""
+def assert_records_hold_the_grid_once(out):
+    """Every configuration x seed COMPLETE exactly once; returns the trials frame and the grid
+    points (dropout, l2) it holds."""
     trials = records.load(out).trials
     assert len(trials) == 12 and set(trials["status"]) == {COMPLETE}
     assert not trials.duplicated(["trial", "seed"]).any()
@@ -45,11 +46,17 @@ def assert_grid_trained_once(out, study: optuna.Study) -> None:
         map(tuple, trials.drop_duplicates("trial")[["param_dropout", "param_l2"]].values)
     )
     assert points == sorted((d, l2) for d in GRID["dropout"] for l2 in GRID["l2"])
+    tested = trials[trials["test_accuracy"].notna()]
+    assert len(tested) == 2 and tested["trial"].nunique() == 1  # evaluated once, by the parent
+    return trials, points
+
+
+def assert_grid_trained_once(out, study: optuna.Study) -> None:
+    """Every configuration x seed COMPLETE exactly once; every Optuna trial a grid point, once."""
+    _, points = assert_records_hold_the_grid_once(out)
     engine_trials = study.get_trials(deepcopy=False)
     assert [t.state for t in engine_trials] == [optuna.trial.TrialState.COMPLETE] * 6
     assert sorted((t.params["dropout"], t.params["l2"]) for t in engine_trials) == points
-    tested = trials[trials["test_accuracy"].notna()]
-    assert len(tested) == 2 and tested["trial"].nunique() == 1  # evaluated once, by the parent
 
 
 # Claims --------------------------------------------------------------------------------------
@@ -191,15 +198,7 @@ def test_keras_tuner_workers_ask_the_chief_oracle_and_train_the_grid_exactly_onc
     result = run_study("run", str(path), "--out", str(out), "--workers", str(workers), "--quiet")
     assert result.returncode == 0, result.stderr[-3000:]
     assert "chosen: trial" in result.stdout
-    trials = records.load(out).trials
-    assert len(trials) == 12 and set(trials["status"]) == {COMPLETE}
-    assert not trials.duplicated(["trial", "seed"]).any()
-    points = sorted(
-        map(tuple, trials.drop_duplicates("trial")[["param_dropout", "param_l2"]].values)
-    )
-    assert points == sorted((d, l2) for d in GRID["dropout"] for l2 in GRID["l2"])
-    tested = trials[trials["test_accuracy"].notna()]
-    assert len(tested) == 2 and tested["trial"].nunique() == 1  # evaluated once, by the parent
+    _, points = assert_records_hold_the_grid_once(out)
     # The chief's oracle (served by the parent, saved in DIR/keras_tuner/): every trial it
     # handed out ended COMPLETED, each a distinct grid point, none left running.
     oracle = json.loads((out / "keras_tuner" / "oracle.json").read_text())
