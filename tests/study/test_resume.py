@@ -1,10 +1,5 @@
-"""Interrupted campaigns resume: finished configuration x seed runs are never trained again."""
-
-import signal
-import sqlite3
-import subprocess
-import sys
-import time
+"""Interrupted campaigns resume: finished configuration x seed runs are never trained again
+(SIGKILL at random moments: tests/study/test_kills.py)."""
 
 import pytest
 
@@ -49,36 +44,3 @@ def test_resume_after_interrupt_trains_only_what_is_missing(tmp_path, monkeypatc
     assert (
         after.set_index(["trial", "seed"]).loc[done.index, "duration_s"].tolist() == done.tolist()
     )
-
-
-def _complete_runs(directory) -> int:
-    try:
-        with sqlite3.connect(directory / "records.sqlite", timeout=1) as db:
-            return db.execute("SELECT COUNT(*) FROM runs WHERE status = 'COMPLETE'").fetchone()[0]
-    except sqlite3.Error:
-        return 0
-
-
-@pytest.mark.parametrize("engine", ENGINES)
-def test_sigkill_then_same_command_completes_without_retraining(tmp_path, campaign_file, engine):
-    # One run at a time (population = 1): runs finish one by one, so the kill lands between.
-    path = campaign_file(tiny_campaign(campaign={"engine": engine, "population": 1}))
-    out = tmp_path / "out"
-    command = [sys.executable, "-m", "study.cli", "run", str(path), "--out", str(out), "--quiet"]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 120
-    while _complete_runs(out) < 3 and time.monotonic() < deadline and process.poll() is None:
-        time.sleep(0.05)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    killed = records.load(out).trials
-    finished = killed[killed["status"] == "COMPLETE"].set_index(["trial", "seed"])["duration_s"]
-    assert 3 <= len(finished) < 8, "the kill should land mid-campaign"
-
-    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr
-    trials = records.load(out).trials
-    assert len(trials) == 8 and set(trials["status"]) == {"COMPLETE"}
-    assert not trials.duplicated(["trial", "seed"]).any()
-    again = trials.set_index(["trial", "seed"]).loc[finished.index, "duration_s"]
-    assert again.tolist() == finished.tolist()  # not trained again
