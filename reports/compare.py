@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -48,6 +48,7 @@ __all__ = [
     "FAMILIES",
     "TESTS",
     "assign_families",
+    "pool_diagnoses",
     "compare_families",
     "describe_comparison",
     "family_of",
@@ -278,6 +279,16 @@ def _note(row: dict[str, Any], *, n_base: int, has_base: bool, min_seeds: int) -
         better = "better" if row["difference"] > 0 else "worse"
         return f"{better} than the baseline beyond seed noise"
     return "no difference beyond seed noise"
+
+
+def pool_diagnoses(diagnoses: Sequence[pd.DataFrame]) -> pd.DataFrame:
+    """Several campaigns' diagnoses as one frame, trials renumbered so they stay unique."""
+    frames, offset = [], 0
+    for diagnosis in diagnoses:
+        frame = diagnosis.assign(trial=diagnosis["trial"] + offset)
+        frames.append(frame)
+        offset = int(frame["trial"].max()) + 1 if len(frame) else offset
+    return pd.concat(frames, ignore_index=True)
 
 
 def describe_comparison(table: pd.DataFrame) -> list[str]:

@@ -22,7 +22,7 @@ from typing import Any, NamedTuple
 import jinja2
 import pandas as pd
 
-from reports.compare import compare_families, describe_comparison
+from reports.compare import compare_families, describe_comparison, pool_diagnoses
 from reports.diagnostics import diagnose_runs, summarize_configurations
 from reports.plots import Plot, plot_family_distributions, report_plots
 from reports.summary import Headline, headline
@@ -144,7 +144,7 @@ class PooledComparison(NamedTuple):
 
 def pooled_comparison(analyses: Sequence[CampaignAnalysis]) -> PooledComparison:
     """The regularizer families of all campaigns compared as one, when that is fair: the same
-    data (fingerprint) and the same objective. Trials are renumbered to stay unique."""
+    data (fingerprint) and the same objective."""
     objectives = {a.records.objective for a in analyses}
     data = {a.records.manifest.get("data_fingerprint") for a in analyses}
     if len(objectives) > 1:
@@ -165,13 +165,7 @@ def pooled_comparison(analyses: Sequence[CampaignAnalysis]) -> PooledComparison:
             ],
             None,
         )
-    frames, offset = [], 0
-    for a in analyses:
-        frame = a.diagnosis.copy()
-        frame["trial"] = frame["trial"] + offset
-        frames.append(frame)
-        offset = int(frame["trial"].max()) + 1 if len(frame) else offset
-    pooled = pd.concat(frames, ignore_index=True)
+    pooled = pool_diagnoses([a.diagnosis for a in analyses])
     direction = analyses[0].records.direction
     families = compare_families(pooled, direction=direction)
     plot = plot_family_distributions(pooled, objective=analyses[0].records.objective)

@@ -409,3 +409,14 @@ def test_p_values_are_scipy_unpaired_tests_on_the_chosen_configurations(test):
         expected = stats.mannwhitneyu(ours, base, alternative="two-sided").pvalue
     assert l2["p_value"] == pytest.approx(expected)
     assert l2["objective_std"] == pytest.approx(ours.std(ddof=1))
+
+
+def test_pooled_diagnoses_keep_every_row_and_renumber_trials_apart():
+    from reports.compare import pool_diagnoses
+
+    first = pd.DataFrame({"trial": [1, 1, 2], "seed": [0, 1, 0]})
+    second = pd.DataFrame({"trial": [1, 2], "seed": [0, 0]})
+    pooled = pool_diagnoses([first, second])
+    assert len(pooled) == 5
+    assert pooled["trial"].tolist() == [1, 1, 2, 4, 5]
+    assert not pooled.duplicated(["trial", "seed"]).any()
