@@ -1,9 +1,11 @@
 """Population training against the bare sequential Keras loop, side by side in one run.
 
 The grid: Dropout [0, 0.1, 0.25, 0.5] x L2 [0, 1e-4, 1e-3, 1e-2] x seeds (2 by default: 32 models)
-of a one-hidden-layer MLP (128 units, relu, adam 1e-3), on the same train/validation split.
+of a one-hidden-layer MLP (128 units, relu, adam 1e-3), or with `--builder cnn` of a small CNN
+(two blocks of one 3x3 Conv2D, 8 and 16 filters, max pooling; a Dense head of 64 units with the
+Dropout), on the same train/validation split.
 
-- `bare`: for each model `clear_session`, `set_random_seed`, `search_spaces.build_mlp`, `fit`
+- `bare`: for each model `clear_session`, `set_random_seed`, `search_spaces.build_model`, `fit`
   (Keras's own shuffling, validation each epoch): the plain Keras loop, nothing recorded.
 - `population`: `study.population.train_population` of all models at once, in chunks of
   `--members` (everything the trial loop gets: per-member curves, divergence checks, best-epoch
@@ -19,6 +21,7 @@ of the models (mean +- sd, and Welch's t-test between bare and population).
     .venv/bin/python benchmarks/population.py                       # digits, 10 epochs, 32 models
     .venv/bin/python benchmarks/population.py --dataset fashion_mnist --epochs 5 --batch-size 32 \
         --bare-models 2                      # trials per hour of the MNIST-tutorial MLP
+    .venv/bin/python benchmarks/population.py --builder cnn --dataset fashion_mnist --limit 2000
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 from scipy import stats  # noqa: E402
 
-from search_spaces import build_mlp  # noqa: E402
+from search_spaces import build_model  # noqa: E402
 from study.data import load_dataset  # noqa: E402
 from study.population import Member, train_population  # noqa: E402
 from study.trial import train_run  # noqa: E402
@@ -44,10 +47,14 @@ DROPOUT = [0.0, 0.1, 0.25, 0.5]
 L2 = [0.0, 1e-4, 1e-3, 1e-2]
 
 
+ARCHITECTURES = {
+    "mlp": {"hidden_layers": 1, "units": 128},
+    "cnn": {"conv_blocks": 2, "filters": [8, 16], "dense_layers": 1, "dense_units": 64},
+}
+
+
 def grid(args: argparse.Namespace) -> list[tuple[dict, int]]:
-    base = {
-        "hidden_layers": 1,
-        "units": 128,
+    base = ARCHITECTURES[args.builder] | {
         "activation": "relu",
         "optimizer": "adam",
         "learning_rate": 1e-3,
@@ -60,12 +67,12 @@ def grid(args: argparse.Namespace) -> list[tuple[dict, int]]:
     ]
 
 
-def bare(models, data) -> list[float]:
+def bare(models, data, builder: str) -> list[float]:
     finals = []
     for values, seed in models:
         keras.utils.clear_session(free_memory=False)
         keras.utils.set_random_seed(seed)
-        model = build_mlp(values, input_shape=data.input_shape, n_outputs=data.n_outputs)
+        model = build_model(builder, values, input_shape=data.input_shape, n_outputs=data.n_outputs)
         history = model.fit(
             data.x_train,
             data.y_train,
@@ -78,13 +85,13 @@ def bare(models, data) -> list[float]:
     return finals
 
 
-def population(models, data, members: int, fast: bool = False) -> list[float]:
+def population(models, data, builder: str, members: int, fast: bool = False) -> list[float]:
     finals = []
     for begin in range(0, len(models), members):
         chunk = [Member(v, s) for v, s in models[begin : begin + members]]
         results = train_population(
             chunk,
-            builder="mlp",
+            builder=builder,
             data=data,
             objective="val_accuracy",
             direction="maximize",
@@ -95,11 +102,11 @@ def population(models, data, members: int, fast: bool = False) -> list[float]:
     return finals
 
 
-def sequential_train_run(models, data) -> list[float]:
+def sequential_train_run(models, data, builder: str) -> list[float]:
     return [
         train_run(
             v,
-            builder="mlp",
+            builder=builder,
             data=data,
             seed=s,
             objective="val_accuracy",
@@ -126,7 +133,9 @@ def timed(name, function, n_models):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--builder", choices=sorted(ARCHITECTURES), default="mlp")
     parser.add_argument("--dataset", default="digits")
+    parser.add_argument("--limit", type=int, default=None, help="use the first N examples")
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--seeds", type=int, default=2)
@@ -137,32 +146,35 @@ def main() -> None:
     parser.add_argument("--train-run", action="store_true", help="also time study's train_run")
     args = parser.parse_args()
 
-    data = load_dataset(args.dataset, seed=0)
+    data = load_dataset(args.dataset, seed=0, limit=args.limit)
     models = grid(args)
     print(
-        f"{args.dataset}: {len(data.x_train)} train, {len(data.x_val)} validation examples; "
+        f"{args.builder} on {args.dataset}: {len(data.x_train)} train, "
+        f"{len(data.x_val)} validation examples; "
         f"{len(models)} models, {args.epochs} epochs, batch {args.batch_size}, "
         f"population of {args.members}; Keras {keras.__version__} ({keras.backend.backend()})"
     )
     # Warm-up: TensorFlow's one-time start-up is charged to no contender.
     warm = (models[0][0] | {"epochs": 1}, 0)
-    bare([warm], data)
-    population([warm, warm], data, 2)
+    bare([warm], data, args.builder)
+    population([warm, warm], data, args.builder, 2)
 
     n_bare = args.bare_models or len(models)
     # Spread over the grid (a stride one more than len / n crosses Dropout, L2 and seeds).
     spread = models[:: len(models) // n_bare + 1][:n_bare] if n_bare < len(models) else models
-    bare_wall, bare_finals = timed("bare", lambda: bare(spread, data), n_bare)
+    bare_wall, bare_finals = timed("bare", lambda: bare(spread, data, args.builder), n_bare)
     pop_wall, pop_finals = timed(
-        "population", lambda: population(models, data, args.members), len(models)
+        "population", lambda: population(models, data, args.builder, args.members), len(models)
     )
     fast_wall, fast_finals = timed(
         "population-1",
-        lambda: population(models, data, args.members, fast=True),
+        lambda: population(models, data, args.builder, args.members, fast=True),
         len(models),
     )
     if args.train_run:
-        run_wall, _ = timed("train-run", lambda: sequential_train_run(models, data), len(models))
+        run_wall, _ = timed(
+            "train-run", lambda: sequential_train_run(models, data, args.builder), len(models)
+        )
         print(f"train-run / bare: {run_wall / bare_wall * len(models) / n_bare:.3f}x the time")
     for name, wall, finals in [
         ("population", pop_wall, pop_finals),

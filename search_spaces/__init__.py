@@ -6,9 +6,8 @@ KerasTuner or Optuna, whose drivers translate a `SearchSpace` at the edge.
 
 from search_spaces._params import Bool, Choice, Condition, Fixed, Float, Int, Param
 from search_spaces._space import SearchSpace, configuration_key
-from search_spaces.cnn import build_cnn
+from search_spaces.architecture import build_cnn, build_mlp, build_model
 from search_spaces.keys import BUILDER_KEYS, TRAIN_KEYS, KeySpec, defaults
-from search_spaces.mlp import build_mlp
 from search_spaces.presets import PRESETS, exploratory_space, regularization_grid
 from search_spaces.regularizers import kernel_regularizer, regularizer_family
 
@@ -29,6 +28,7 @@ __all__ = [
     "SearchSpace",
     "TRAIN_KEYS",
     "build_cnn",
+    "build_model",
     "build_mlp",
     "configuration_key",
     "defaults",

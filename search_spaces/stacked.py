@@ -1,10 +1,12 @@
-"""`StackedMLP`: K multilayer perceptrons of `build_mlp`'s architecture as one Keras model.
+"""`StackedModel`: K models of one architecture (an MLP or a CNN) as one Keras model.
 
-Each layer's kernels are stacked along a leading member axis, shape (K, fan_in, fan_out), and
-multiplied as one batched product; each member has its own Dropout rates and masks and its own
-L1/L2 strengths, and the loss is the sum of the members' losses, so each member's gradients (and
-an element-wise optimizer's state) are its own. `member_initial_state` draws the initial weights
-and Dropout seeds `build_mlp` would draw for one member; `study.population` trains the model.
+Each layer's kernels are stacked along a leading member axis, shape (K, *kernel shape): Dense
+layers multiply as one batched product, Conv2D layers convolve member by member or as one grouped
+convolution (`CONVOLUTIONS`). Each member has its own Dropout rates and masks and its own L1/L2
+strengths, and the loss is the sum of the members' losses, so each member's gradients (and an
+element-wise optimizer's state) are its own; `member_optimizer` gives each its learning rate.
+`member_initial_state` draws the initial weights and Dropout seeds `build_model` would draw for
+one member; `study.population` trains the model.
 """
 
 from __future__ import annotations
@@ -18,7 +20,17 @@ import keras
 import numpy as np
 from keras import ops
 
-from search_spaces._common import per_layer
+from search_spaces._common import make_optimizer
+from search_spaces.architecture import (
+    Activate,
+    Conv,
+    Dense,
+    Dropout,
+    Flatten,
+    Layer,
+    Pool,
+    layers,
+)
 from search_spaces.regularizers import regularizer_family
 
 # Dropout masks: "member" draws each member's masks from the seed generators its own sequential
@@ -27,6 +39,11 @@ from search_spaces.regularizers import regularizer_family
 # op per Dropout layer: faster to trace and to run; the masks differ from `train_run`'s, so
 # members with Dropout match their sequential runs in distribution, not curve for curve).
 MASKS = ("member", "population")
+
+# Convolutions: "loop" convolves member by member (one op per member and layer: the fastest on
+# CPUs, where XLA's grouped convolution is 50-200x slower, measured); "grouped" puts the members
+# side by side along the channels and convolves once with K groups (cuDNN's grouped convolution).
+CONVOLUTIONS = ("loop", "grouped")
 
 
 class _MemberMean(keras.metrics.Metric):
@@ -46,13 +63,14 @@ class _MemberMean(keras.metrics.Metric):
         return ops.divide_no_nan(self.total, self.count)
 
 
-class StackedMLP(keras.Model):
-    """K MLPs of `search_spaces.build_mlp`'s architecture as one model.
+class StackedModel(keras.Model):
+    """K models of one builder's architecture (`search_spaces.architecture.layers`) as one.
 
     Inputs: a shared batch (B, *input_shape), or one batch per member (K, B, *input_shape).
     Outputs: (predictions (K, B, n_outputs), regularization penalty per member (K,)).
     Labels: shared (B, ...) or per member (K, B, ...). `alive` (K,) masks failed members out of
     the loss. Metrics (`loss` and `accuracy` or `mae`) are per member, shape (K,).
+    `conv` (`CONVOLUTIONS`) is how the members' convolutions run.
     """
 
     def __init__(
@@ -60,65 +78,64 @@ class StackedMLP(keras.Model):
         values: Sequence[Mapping[str, Any]],
         seeds: Sequence[int],
         *,
+        builder: str,
         input_shape: tuple[int, ...],
         n_outputs: int,
         task: str,
         masks: str = "member",
+        conv: str = "loop",
     ) -> None:
         if masks not in MASKS:
             raise ValueError(f"masks: {masks!r} is not one of {', '.join(MASKS)}")
-        super().__init__(name="stacked_mlp")
-        self.size, self.task = len(values), task
+        if conv not in CONVOLUTIONS:
+            raise ValueError(f"conv: {conv!r} is not one of {', '.join(CONVOLUTIONS)}")
+        super().__init__(name=f"stacked_{builder}")
+        self.size, self.task, self.masks, self.conv = len(values), task, masks, conv
         self.sample_rank = len(input_shape)
-        first = values[0]
-        widths = per_layer(first["units"], first["hidden_layers"], "units")
-        fan_ins = [int(np.prod(input_shape)), *widths]
-        fan_outs = [*widths, n_outputs]
-        self.widest = max(fan_ins + fan_outs)
-        self.activation = keras.activations.get(first["activation"])
-        self.output_activation = (
-            keras.activations.get("softmax") if task == "classification" else None
-        )
-        inits = [
-            member_initial_state(v, s, fan_ins, fan_outs)
-            for v, s in zip(values, seeds, strict=True)
-        ]
-        self.kernels, self.biases = [], []
-        for i, (fan_in, fan_out) in enumerate(zip(fan_ins, fan_outs, strict=True)):
+        self.plan = layers(builder, values[0], input_shape, n_outputs)
+        weighted = [layer for layer in self.plan if isinstance(layer, (Dense, Conv))]
+        self.widest = max(layer.activations for layer in weighted)
+        self.activation = keras.activations.get(values[0]["activation"])
+        inits = [member_initial_state(v, s, self.plan) for v, s in zip(values, seeds, strict=True)]
+        self.kernels, self.biases = {}, {}
+        for i, layer in enumerate(weighted):
             # Not autocast (mixed precision): `call` casts the weights to the compute dtype of
-            # each layer (float32 for the output layer, as in build_mlp), and the penalty reads
-            # the kernels in float32, as Keras's regularizers do.
+            # each layer (float32 for the output layer, as in build_model), and the penalty
+            # reads the kernels in float32, as Keras's regularizers do.
             kernel = self.add_weight(
-                shape=(self.size, fan_in, fan_out),
+                shape=(self.size, *layer.kernel_shape),
                 initializer="zeros",
                 name=f"kernel_{i}",
                 autocast=False,
             )
             kernel.assign(np.stack([init["kernels"][i] for init in inits]))
-            bias = self.add_weight(
-                shape=(self.size, fan_out), initializer="zeros", name=f"bias_{i}", autocast=False
+            self.kernels[layer.name] = kernel
+            self.biases[layer.name] = self.add_weight(
+                shape=(self.size, layer.units),
+                initializer="zeros",
+                name=f"bias_{i}",
+                autocast=False,
             )
-            self.kernels.append(kernel)
-            self.biases.append(bias)
-        # Dropout: per member and per place (0: the inputs, i: after hidden layer i), a rate and
-        # the seed generator the member's own Dropout layer would own.
-        self.rates = [[float(v["input_dropout"]) for v in values]] + [
-            [float(v["dropout"]) for v in values] for _ in widths
-        ]
-        self.masks = masks
+        # Dropout: per member and per Dropout layer, a rate and the seed generator the member's
+        # own Dropout layer would own ("member"), or one generator for all ("population").
+        self.rates = {
+            layer.name: [float(v[layer.key]) for v in values]
+            for layer in self.plan
+            if isinstance(layer, Dropout)
+        }
         self.seed_generators = []
-        self._generator_index: dict[tuple[int, int], int] = {}
-        for place in range(len(self.rates)):
-            members = [k for k in range(self.size) if self.rates[place][k] > 0]
+        self._generator_index: dict[tuple[str, int], int] = {}
+        for name, rates in self.rates.items():
+            members = [k for k in range(self.size) if rates[k] > 0]
             if masks == "population" and members:  # one draw for all members
-                seeds = [inits[k]["dropout_seeds"][place] for k in members]
+                seeds = [inits[k]["dropout_seeds"][name] for k in members]
                 seed = int(np.random.default_rng(seeds).integers(1, 2**31))
-                self._generator_index[place, -1] = len(self.seed_generators)
+                self._generator_index[name, -1] = len(self.seed_generators)
                 self.seed_generators.append(keras.random.SeedGenerator(seed))
             for k in members if masks == "member" else ():
-                self._generator_index[place, k] = len(self.seed_generators)
+                self._generator_index[name, k] = len(self.seed_generators)
                 self.seed_generators.append(
-                    keras.random.SeedGenerator(inits[k]["dropout_seeds"][place])
+                    keras.random.SeedGenerator(inits[k]["dropout_seeds"][name])
                 )
         l1, l2 = zip(*(_coefficients(v) for v in values), strict=True)
         self.l1 = np.asarray(l1, dtype="float32")
@@ -132,54 +149,101 @@ class StackedMLP(keras.Model):
         self.built = True
 
     def call(self, x: Any, training: bool = False) -> tuple[Any, Any]:
+        # `shared`: x is one batch for all members (B, ...), else one per member (K, B, ...).
         shared = len(x.shape) == 1 + self.sample_rank
-        features = math.prod(x.shape[-self.sample_rank :])
-        x = ops.reshape(x, (-1, features) if shared else (self.size, -1, features))
-        x, shared = self._dropout(x, 0, shared, training)
-        for i, (kernel, bias) in enumerate(zip(self.kernels, self.biases, strict=True)):
-            if shared:  # a batched product beats einsum's transposes of the stacked kernel
-                x = ops.broadcast_to(x[None], (self.size, *ops.shape(x)))
-            dtype = self.compute_dtype if i < len(self.kernels) - 1 else "float32"
-            x = ops.matmul(ops.cast(x, dtype), ops.cast(kernel, dtype))
-            x = x + ops.cast(bias, dtype)[:, None, :]
-            shared = False
-            if i < len(self.kernels) - 1:
+        for layer in self.plan:
+            if isinstance(layer, Flatten):
+                features = math.prod(x.shape[1:] if shared else x.shape[2:])
+                x = ops.reshape(x, (-1, features) if shared else (self.size, -1, features))
+            elif isinstance(layer, Dropout):
+                x, shared = self._dropout(x, layer, shared, training)
+            elif isinstance(layer, Dense):
+                x, shared = self._dense(x, layer, shared), False
+            elif isinstance(layer, Conv):
+                x, shared = self._convolve(x, layer, shared), False
+            elif isinstance(layer, Activate):
                 x = self.activation(x)
-                x, _ = self._dropout(x, i + 1, False, training)
-        if self.output_activation is not None:
-            x = self.output_activation(x)
+            elif isinstance(layer, Pool):
+                x = self._pool(x, layer, shared)
         return x, self._penalty()
 
-    def _dropout(self, x: Any, place: int, shared: bool, training: bool) -> tuple[Any, bool]:
-        rates = self.rates[place]
+    def _dense(self, x: Any, layer: Dense, shared: bool) -> Any:
+        if shared:  # a batched product beats einsum's transposes of the stacked kernel
+            x = ops.broadcast_to(x[None], (self.size, *ops.shape(x)))
+        dtype = "float32" if layer.output else self.compute_dtype
+        x = ops.matmul(ops.cast(x, dtype), ops.cast(self.kernels[layer.name], dtype))
+        x = x + ops.cast(self.biases[layer.name], dtype)[:, None, :]
+        if layer.output and self.task == "classification":
+            x = ops.softmax(x)
+        return x
+
+    def _convolve(self, x: Any, layer: Conv, shared: bool) -> Any:
+        """Each member's convolution of its maps (K, B, H, W, C), or of the shared ones."""
+        dtype = self.compute_dtype
+        x = ops.cast(x, dtype)
+        kernel = ops.cast(self.kernels[layer.name], dtype)
+        bias = ops.cast(self.biases[layer.name], dtype)[:, None, None, None, :]
+        if self.conv == "loop":
+            parts = [
+                ops.conv(x if shared else x[k], kernel[k], padding="same") for k in range(self.size)
+            ]
+            return ops.stack(parts) + bias
+        # "grouped": members side by side along the channels, one convolution with K groups
+        # (one group, K * filters wide, when the maps are shared).
+        height, width = layer.height, layer.width
+        if not shared:
+            x = ops.transpose(x, (1, 2, 3, 0, 4))  # (B, H, W, K, C)
+            x = ops.reshape(x, (-1, height, width, self.size * layer.channels))
+        folded = ops.transpose(kernel, (1, 2, 3, 0, 4))  # (h, w, C, K, F)
+        folded = ops.reshape(folded, (*layer.kernel_shape[:3], self.size * layer.filters))
+        y = ops.conv(x, folded, padding="same")
+        y = ops.reshape(y, (-1, height, width, self.size, layer.filters))
+        return ops.transpose(y, (3, 0, 1, 2, 4)) + bias
+
+    def _pool(self, x: Any, layer: Pool, shared: bool) -> Any:
+        pool = ops.max_pool if layer.kind == "max" else ops.average_pool
+        if shared:
+            return pool(x, 2, strides=2, padding="valid")
+        y = pool(ops.reshape(x, (-1, *ops.shape(x)[2:])), 2, strides=2, padding="valid")
+        return ops.reshape(y, (self.size, -1, *ops.shape(y)[1:]))
+
+    def _dropout(self, x: Any, layer: Dropout, shared: bool, training: bool) -> tuple[Any, bool]:
+        rates = self.rates[layer.name]
         if not training or not any(r > 0 for r in rates):
             return x, shared
         if self.masks == "population":
             if shared:
                 x = ops.broadcast_to(x[None], (self.size, *ops.shape(x)))
+            shape = ops.shape(x)
+            if layer.spatial:  # one draw per feature map, as SpatialDropout2D
+                shape = (shape[0], shape[1], 1, 1, shape[4])
+            keep_rates = np.asarray([1.0 - r for r in rates], "float32")
             keep_rates = ops.convert_to_tensor(
-                np.asarray([1.0 - r for r in rates], "float32")[:, None, None], x.dtype
+                keep_rates.reshape((-1,) + (1,) * (len(shape) - 1)), x.dtype
             )
-            generator = self.seed_generators[self._generator_index[place, -1]]
-            keep = keras.random.uniform(ops.shape(x), seed=generator) < keep_rates
+            generator = self.seed_generators[self._generator_index[layer.name, -1]]
+            keep = keras.random.uniform(shape, seed=generator) < keep_rates
             return ops.where(keep, x / keep_rates, ops.zeros_like(x)), False
         parts = []
         for k, rate in enumerate(rates):
             part = x if shared else x[k]
             if rate > 0:
-                generator = self.seed_generators[self._generator_index[place, k]]
-                part = keras.random.dropout(part, rate, seed=generator)
+                shape = ops.shape(part)
+                noise = (shape[0], 1, 1, shape[3]) if layer.spatial else None
+                generator = self.seed_generators[self._generator_index[layer.name, k]]
+                part = keras.random.dropout(part, rate, noise_shape=noise, seed=generator)
             parts.append(part)
         return ops.stack(parts), False
 
     def _penalty(self) -> Any:
         """Each member's L1/L2 penalty, as Keras's regularizers compute it, summed over layers."""
         penalty = ops.zeros((self.size,))
-        for kernel in self.kernels:
+        for kernel in self.kernels.values():
+            axes = tuple(range(1, len(kernel.shape)))
             if self.l1.any():
-                penalty = penalty + self.l1 * ops.sum(ops.abs(kernel), axis=(1, 2))
+                penalty = penalty + self.l1 * ops.sum(ops.abs(kernel), axis=axes)
             if self.l2.any():
-                penalty = penalty + self.l2 * ops.sum(ops.square(kernel), axis=(1, 2))
+                penalty = penalty + self.l2 * ops.sum(ops.square(kernel), axis=axes)
         return penalty
 
     def _per_member(self, x: Any, y: Any, y_pred: Any) -> tuple[Any, Any]:
@@ -214,13 +278,29 @@ class StackedMLP(keras.Model):
         return [self.member_loss, self.member_score]
 
     def get_weights(self) -> list[np.ndarray]:
-        """The stacked weights in `build_mlp`'s order (kernel, bias per layer); member k's
-        sequential weights are `[w[k] for w in get_weights()]`."""
+        """The stacked weights in the builder's order (kernel, bias per layer); member k's
+        weights, as its model alone has them, are `[w[k] for w in get_weights()]`."""
         return [
-            np.asarray(w)
-            for pair in zip(self.kernels, self.biases, strict=True)
-            for w in (ops.convert_to_numpy(pair[0]), ops.convert_to_numpy(pair[1]))
+            np.asarray(ops.convert_to_numpy(w))
+            for name in self.kernels
+            for w in (self.kernels[name], self.biases[name])
         ]
+
+
+def member_optimizer(values: Sequence[Mapping[str, Any]]) -> keras.optimizers.Optimizer:
+    """The members' optimizer: the kind and settings of `values[0]`'s, with member k's learning
+    rate applied to member k's slice of every stacked variable (Adam, RMSprop and SGD scale
+    their step by the learning rate element by element, so each member steps as it would alone:
+    its rate, in float32, is what its own optimizer would multiply by)."""
+    rates = np.asarray([float(v["learning_rate"]) for v in values], "float32")
+    unit = make_optimizer(dict(values[0]) | {"learning_rate": 1.0})
+
+    class PerMember(type(unit)):
+        def update_step(self, gradient: Any, variable: Any, learning_rate: Any) -> None:
+            scale = rates.reshape((-1,) + (1,) * (len(variable.shape) - 1))
+            super().update_step(gradient, variable, learning_rate * ops.convert_to_tensor(scale))
+
+    return PerMember.from_config(unit.get_config())
 
 
 def _member_labels(y: Any, per_member: bool, size: int, outputs: int, task: str) -> Any:
@@ -242,29 +322,27 @@ def _coefficients(values: Mapping[str, Any]) -> tuple[float, float]:
 
 
 def member_initial_state(
-    values: Mapping[str, Any], seed: int, fan_ins: Sequence[int], fan_outs: Sequence[int]
+    values: Mapping[str, Any], seed: int, plan: Sequence[Layer]
 ) -> dict[str, Any]:
-    """The initial kernels and Dropout seeds `build_mlp(values)` draws under
-    `seed_everything(seed)`, without building the model.
+    """The initial kernels, and the Dropout seeds by layer name, that `build_model` draws for
+    `values` under `seed_everything(seed)`, without building the model (`plan`: its layers).
 
-    Keras seeds each initializer and each Dropout layer's seed generator from Python's `random`,
-    in the order the layers are created: [input Dropout], (Dense, [Dropout]) per hidden layer,
-    the output Dense. Drawing in that order gives the same seeds, and a Glorot-uniform kernel
-    drawn from the same seed with one member's fan-in and fan-out is the same kernel.
-    (`tests/study/test_population.py` checks this against `build_mlp` bit for bit.)
+    Keras seeds each kernel initializer and each Dropout layer's seed generator from Python's
+    `random`, in the order the layers are created (a Dropout layer of rate 0 is not created).
+    Drawing in that order gives the same seeds, and a Glorot-uniform kernel drawn from the same
+    seed with one member's kernel shape is the same kernel. (`tests/study/test_population.py`
+    checks this against `build_model` bit for bit.)
     """
     draws = random.Random(seed)
 
     def draw() -> int:
         return draws.randint(1, int(1e9))  # keras.src.random.seed_generator.make_default_seed
 
-    dropout_seeds: dict[int, int] = {}
-    if values["input_dropout"] > 0:
-        dropout_seeds[0] = draw()
-    kernels = []
-    for i, (fan_in, fan_out) in enumerate(zip(fan_ins, fan_outs, strict=True)):
-        initializer = keras.initializers.GlorotUniform(seed=draw())
-        kernels.append(ops.convert_to_numpy(initializer((fan_in, fan_out))))
-        if i < len(fan_ins) - 1 and values["dropout"] > 0:
-            dropout_seeds[i + 1] = draw()
+    kernels, dropout_seeds = [], {}
+    for layer in plan:
+        if isinstance(layer, Dropout) and values[layer.key] > 0:
+            dropout_seeds[layer.name] = draw()
+        elif isinstance(layer, (Dense, Conv)):
+            initializer = keras.initializers.GlorotUniform(seed=draw())
+            kernels.append(ops.convert_to_numpy(initializer(layer.kernel_shape)))
     return {"kernels": kernels, "dropout_seeds": dropout_seeds}

@@ -58,3 +58,21 @@ def forget_traced_gradients() -> int:
     for name in stale:
         del registry[name]
     return len(stale)
+
+
+def has_accelerator() -> bool:
+    """Whether the backend computes on a GPU (or another accelerator) rather than the CPU."""
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        return bool(tf.config.list_logical_devices("GPU"))
+    if backend == "jax":
+        import jax
+
+        return jax.default_backend() != "cpu"
+    if backend == "torch":
+        import torch
+
+        return torch.cuda.is_available()
+    return False

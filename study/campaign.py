@@ -192,7 +192,6 @@ class _TrialLoop:
         c = self.campaign
         size, why_not = population_size(
             c.population,
-            builder=c.builder,
             pruner=c.pruner,
             isolated=self.runner is not None,
             shared=self.shared,

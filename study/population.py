@@ -1,13 +1,14 @@
 """Population training: K configurations that share an architecture, trained as one Keras model.
 
 In a regularization study most runs differ only in numbers: the Dropout rates, the L1/L2
-strengths, the seed. `train_population` stacks such runs ("members") along a leading axis: one
-kernel of shape (K, fan_in, fan_out) per layer, each member's Dropout rates and L1/L2 coefficients
-held per member, and the loss the sum of the members' losses. Gradients of a sum are the members'
+strengths, the learning rate, the seed. `train_population` stacks such runs ("members") along a
+leading axis: one kernel of shape (K, *kernel shape) per layer (Dense or Conv2D), each member's
+Dropout rates, L1/L2 coefficients and learning rate held per member, and the loss the sum of the
+members' losses. Gradients of a sum are the members'
 own gradients, and Adam, RMSprop and SGD update element by element, so each member trains exactly
 as it would alone:
 
-- its initial weights are those `search_spaces.build_mlp` draws under `seed_everything(seed)`
+- its initial weights are those `search_spaces.build_model` draws under `seed_everything(seed)`
   (bit for bit: the same initializer seeds, the fan-in and fan-out of one member's kernel);
 - its Dropout masks come from the seed generators the sequential model's Dropout layers would
   own (the same masks, step by step);
@@ -19,8 +20,8 @@ as it would alone:
 
 A member whose training loss stops being finite fails ("diverged: ...") and is masked out of the
 loss while the others go on. Each member's best-epoch weights go to its own .npz, in the layout of
-`build_mlp`'s weights, so `study.trial.evaluate_run` reads them unchanged. The stacked model
-itself is `search_spaces.stacked.StackedMLP`.
+`build_model`'s weights, so `study.trial.evaluate_run` reads them unchanged. The stacked model
+itself is `search_spaces.stacked.StackedModel`.
 """
 
 from __future__ import annotations
@@ -36,15 +37,23 @@ from typing import Any
 import numpy as np
 
 from search_spaces import defaults
-from search_spaces._common import make_optimizer
-from search_spaces.stacked import StackedMLP
+from search_spaces.stacked import StackedModel, member_optimizer
+from study.backend import has_accelerator
 from study.data import Dataset
 from study.results import COMPLETE, FAILED, RunResult
 from study.seeding import data_order
 from study.trial import fresh_session
 
 # The keys members of one population may differ in (besides the seed).
-MEMBER_KEYS = ("dropout", "input_dropout", "l1", "l2", "regularizer")
+MEMBER_KEYS = (
+    "dropout",
+    "input_dropout",
+    "block_dropout",
+    "l1",
+    "l2",
+    "regularizer",
+    "learning_rate",
+)
 
 # Called after each epoch with its number (1-based), for progress bars.
 EpochCallback = Callable[[int], None]
@@ -62,9 +71,8 @@ class Member:
 
 def architecture_key(values: Mapping[str, Any], builder: str) -> str | None:
     """What the members of one population share (every value but `MEMBER_KEYS`), as a string;
-    None when the configuration cannot join a population (a CNN, batch normalization)."""
-    if builder != "mlp":
-        return None
+    None when the configuration cannot join a population (batch normalization: its statistics
+    are not stacked)."""
     full = defaults(builder) | dict(values)
     if full["batch_norm"]:
         return None
@@ -83,6 +91,7 @@ def train_population(
     masks: str = "member",
     order: str = "member",
     jit_compile: bool | str = "auto",
+    conv: str = "auto",
 ) -> list[RunResult]:
     """Train `members` (sharing one `architecture_key`) together; one RunResult per member, in
     order. Each result's `duration_s` is the population's wall time divided by its size.
@@ -91,7 +100,8 @@ def train_population(
     examples in its own order, as `train_run` does; "shared": all in the first member's order,
     so each step feeds one batch for all) trade exact agreement with `train_run` for speed;
     "member" for both reproduces `train_run` curve for curve.
-    `jit_compile` is Keras's (XLA; "auto": off on CPU for TensorFlow)."""
+    `jit_compile` is Keras's (XLA; "auto": off on CPU for TensorFlow); `conv` is one of
+    `search_spaces.stacked.CONVOLUTIONS`, "auto": "grouped" on an accelerator, else "loop"."""
     if order not in ("member", "shared"):
         raise ValueError(f"order: {order!r} is not 'member' or 'shared'")
     keys = {architecture_key(m.values, builder) for m in members}
@@ -100,15 +110,19 @@ def train_population(
     start = time.perf_counter()
     values = [defaults(builder) | dict(m.values) for m in members]
     fresh_session(values[0]["precision"])  # members share it (not one of MEMBER_KEYS)
-    model = StackedMLP(
+    if conv == "auto":
+        conv = "grouped" if has_accelerator() else "loop"
+    model = StackedModel(
         values,
         [m.seed for m in members],
+        builder=builder,
         input_shape=data.input_shape,
         n_outputs=data.n_outputs,
         task=data.task,
         masks=masks,
+        conv=conv,
     )
-    model.compile(optimizer=make_optimizer(values[0]), jit_compile=jit_compile)
+    model.compile(optimizer=member_optimizer(values), jit_compile=jit_compile)
     trackers = [_MemberTracker(objective, direction) for _ in members]
     epochs, batch_size = int(values[0]["epochs"]), int(values[0]["batch_size"])
     n = len(data.x_train)
@@ -228,7 +242,6 @@ AUTO_SIZE = 32  # at most this many members per population for `population = "au
 def population_size(
     setting: int | str,
     *,
-    builder: str,
     pruner: str,
     isolated: bool = False,
     shared: bool = False,
@@ -244,8 +257,6 @@ def population_size(
     wanted = AUTO_SIZE if auto else int(setting)
     if wanted <= 1:
         return 1, ""
-    if builder != "mlp":
-        return 1, f"population training stacks MLPs only; the {builder} runs train one at a time"
     if pruner != "none":
         return 1, "pruning decides epoch by epoch per run; runs train one at a time"
     if auto and isolated:

@@ -10,7 +10,8 @@ import pytest
 from scipy import stats
 
 import study.campaign
-from search_spaces import build_mlp, defaults
+from search_spaces import build_model, defaults
+from search_spaces.architecture import layers
 from search_spaces.stacked import member_initial_state
 from study import records
 from study.campaign import run_campaign
@@ -55,21 +56,32 @@ def _train_together(members, data):
     )
 
 
+CNN = {  # a tiny CNN on digits' 8 x 8 images
+    "conv_blocks": 2,
+    "filters": [4, 6],
+    "dense_layers": 1,
+    "dense_units": 16,
+    "epochs": 2,
+    "batch_size": 128,
+}
+
+
 @pytest.mark.parametrize(
-    "values",
+    "builder, values",
     [
-        {"hidden_layers": 1, "units": 16},
-        {"hidden_layers": 2, "units": [16, 8], "dropout": 0.5, "input_dropout": 0.2},
-        {"hidden_layers": 0, "l2": 1e-3},
+        ("mlp", {"hidden_layers": 1, "units": 16}),
+        ("mlp", {"hidden_layers": 2, "units": [16, 8], "dropout": 0.5, "input_dropout": 0.2}),
+        ("mlp", {"hidden_layers": 0, "l2": 1e-3}),
+        ("cnn", CNN | {"convs_per_block": 2, "block_dropout": 0.2, "spatial_dropout": True}),
+        ("cnn", CNN | {"pooling": "none", "dense_layers": 0, "dropout": 0.5}),
+        ("cnn", CNN | {"pooling": "average", "block_dropout": 0.3, "dropout": 0.5}),
     ],
 )
-def test_initial_state_is_build_mlps_bit_for_bit(values):
-    values = defaults("mlp") | values
+def test_initial_state_is_the_builders_bit_for_bit(builder, values):
+    values = defaults(builder) | values
     seed_everything(1234)
-    model = build_mlp(values, input_shape=(8, 8, 1), n_outputs=10)
-    widths = list(values["units"]) if isinstance(values["units"], list) else [16]
-    widths = widths[: values["hidden_layers"]]
-    state = member_initial_state(values, 1234, [64, *widths], [*widths, 10])
+    model = build_model(builder, values, input_shape=(8, 8, 1), n_outputs=10)
+    state = member_initial_state(values, 1234, layers(builder, values, (8, 8, 1), 10))
     kernels = [w for w in model.weights if w.path.endswith("kernel")]
     assert len(kernels) == len(state["kernels"])
     for kernel, expected in zip(kernels, state["kernels"], strict=True):
@@ -77,13 +89,9 @@ def test_initial_state_is_build_mlps_bit_for_bit(values):
     dropouts = {
         layer.name: int(np.asarray(layer.seed_generator.state)[0])
         for layer in model.layers
-        if layer.name.startswith(("dropout", "input_dropout"))
+        if hasattr(layer, "seed_generator")
     }
-    expected = {
-        ("input_dropout" if p == 0 else f"dropout_{p}"): s
-        for p, s in state["dropout_seeds"].items()
-    }
-    assert dropouts == expected
+    assert dropouts == state["dropout_seeds"]
 
 
 MEMBERS = [  # one architecture, different regularization (Dropout included) and seeds
@@ -91,6 +99,7 @@ MEMBERS = [  # one architecture, different regularization (Dropout included) and
     ({"dropout": 0.0, "l2": 1e-3}, 12),
     ({"dropout": 0.0, "l1": 1e-4}, 13),
     ({"dropout": 0.5, "l1": 1e-5, "l2": 1e-3}, 14),
+    ({"dropout": 0.25, "learning_rate": 3e-3}, 15),  # its own learning rate
 ]
 
 
@@ -126,6 +135,39 @@ def test_best_weights_evaluate_like_the_run_alone(side_by_side, digits):
         assert scores[0]["loss"] == pytest.approx(scores[1]["loss"], rel=1e-4)
 
 
+CNN_MEMBERS = [  # Dropout in the blocks and the head, L1/L2, learning rates
+    ({"l2": 0.0}, 41),
+    ({"block_dropout": 0.25, "dropout": 0.5, "l2": 1e-3}, 42),
+    ({"block_dropout": 0.1, "l1": 1e-4, "learning_rate": 3e-3}, 43),
+]
+
+
+@pytest.mark.parametrize("shared", [{}, {"spatial_dropout": True, "pooling": "average"}])
+def test_cnn_members_match_their_runs_alone(digits, shared):
+    kw = dict(builder="cnn", data=digits, objective="val_accuracy", direction="maximize")
+    members = [Member(CNN | shared | v, s) for v, s in CNN_MEMBERS]
+    alone = [train_run(m.values, seed=m.seed, **kw) for m in members]
+    together = train_population(members, **kw)
+    for one, member in zip(alone, together, strict=True):
+        assert one.status == member.status == "COMPLETE"
+        for column in CURVES:
+            np.testing.assert_allclose(member.history[column], one.history[column], **TOLERANCE)
+
+
+@pytest.mark.parametrize("order", ["member", "shared"])  # one batch per member, or one for all
+def test_grouped_convolution_trains_as_the_members_convolutions(digits, order):
+    """conv="grouped" (one convolution with K groups, for GPUs) trains as "loop" does."""
+    members = [Member(CNN | v | {"epochs": 1}, s) for v, s in CNN_MEMBERS]
+    kw = dict(builder="cnn", data=digits, objective="val_accuracy", direction="maximize")
+    grouped, loop = (
+        train_population(members, conv=c, order=order, **kw) for c in ("grouped", "loop")
+    )
+    for a, b in zip(grouped, loop, strict=True):
+        assert a.status == b.status == "COMPLETE"
+        for column in CURVES:
+            np.testing.assert_allclose(a.history[column], b.history[column], **TOLERANCE)
+
+
 def test_with_dropout_final_accuracy_has_the_same_distribution(digits):
     values = TINY | {"dropout": 0.5}
     seeds = list(range(100, 108))
@@ -156,7 +198,11 @@ def test_regression_members_match_their_runs_alone(tmp_path):
     np.savez(tmp_path / "regression.npz", x=x, y=x @ np.array([1.0, -2.0, 3.0, 0.5]))
     data = load_dataset(f"npz:{tmp_path / 'regression.npz'}", seed=0)
     values = TINY | {"optimizer": "sgd", "learning_rate": 0.01, "batch_size": 32}
-    members = [Member(values, 31), Member(values | {"l2": 1e-2, "dropout": 0.25}, 32)]
+    members = [
+        Member(values, 31),
+        Member(values | {"l2": 1e-2, "dropout": 0.25}, 32),
+        Member(values | {"learning_rate": 0.03}, 33),
+    ]
     kw = dict(builder="mlp", data=data, objective="val_mae", direction="minimize")
     alone = [train_run(m.values, seed=m.seed, **kw) for m in members]
     together = train_population(members, **kw)
@@ -191,26 +237,28 @@ def test_architecture_key_and_plan():
         TINY | {"l1": 1e-3, "regularizer": "l1"}, "mlp"
     )
     assert architecture_key(TINY, "mlp") != architecture_key(TINY | {"units": 32}, "mlp")
-    assert architecture_key(TINY, "mlp") != architecture_key(TINY | {"learning_rate": 1e-2}, "mlp")
+    assert architecture_key(TINY, "mlp") == architecture_key(TINY | {"learning_rate": 1e-2}, "mlp")
+    assert architecture_key(TINY, "mlp") != architecture_key(TINY | {"momentum": 0.9}, "mlp")
     assert architecture_key(TINY | {"batch_norm": True}, "mlp") is None
-    assert architecture_key(TINY, "cnn") is None
+    assert architecture_key(CNN | {"block_dropout": 0.1}, "cnn") == architecture_key(CNN, "cnn")
+    assert architecture_key(CNN, "cnn") != architecture_key(CNN | {"spatial_dropout": True}, "cnn")
+    assert architecture_key(CNN | {"batch_norm": True}, "cnn") is None
     runs = [(i, TINY | {"units": 16 if i < 5 else 32}) for i in range(6)]
     groups, alone = plan_populations(runs, builder="mlp", size=3)
     assert groups == [[0, 1, 2], [3, 4]] and alone == [5]
 
 
 def test_population_size():
-    assert population_size(1, builder="mlp", pruner="none") == (1, "")
-    assert population_size("auto", builder="mlp", pruner="none") == (32, "")
-    assert population_size(8, builder="cnn", pruner="none")[0] == 1
-    size, why = population_size(8, builder="mlp", pruner="median")
+    assert population_size(1, pruner="none") == (1, "")
+    assert population_size("auto", pruner="none") == (32, "")
+    size, why = population_size(8, pruner="median")
     assert size == 1 and "pruning" in why
     # "auto" (the default) trains one at a time with --isolate and in shared workers; K does not.
-    size, why = population_size("auto", builder="mlp", pruner="none", isolated=True)
+    size, why = population_size("auto", pruner="none", isolated=True)
     assert size == 1 and "--isolate" in why
-    size, why = population_size("auto", builder="mlp", pruner="none", shared=True)
+    size, why = population_size("auto", pruner="none", shared=True)
     assert size == 1 and "workers" in why
-    assert population_size(8, builder="mlp", pruner="none", isolated=True, shared=True) == (8, "")
+    assert population_size(8, pruner="none", isolated=True, shared=True) == (8, "")
 
 
 def test_populations_are_of_near_equal_sizes():
@@ -322,19 +370,42 @@ def test_pruning_falls_back_to_one_run_at_a_time(tmp_path, capfd):
     assert len(trials) == 2 and set(trials["status"]) <= {"COMPLETE", "PRUNED"}
 
 
+def test_a_cnn_campaign_trains_populations_with_the_records_of_a_sequential_one(tmp_path, capfd):
+    model = {"builder": "cnn", "conv_blocks": 1, "filters": 4, "dense_units": 8}
+    frames = []
+    for population in (1, "auto"):
+        raw = tiny_campaign(campaign={"population": population}, train={"epochs": 1})
+        raw["model"] = model
+        raw["space"] = {"dropout": [0.0, 0.5], "block_dropout": [0.0, 0.25]}
+        run_campaign(parse_campaign(raw), tmp_path / str(population), progress=False)
+        frames.append(records.load(tmp_path / str(population)))
+    assert "runs that share an architecture train together" in capfd.readouterr().err
+    key = ["param_dropout", "param_block_dropout", "seed"]
+    sequential, together = (t.sort_values(key).reset_index(drop=True) for t, _ in frames)
+    assert len(together) == 8 and set(together["status"]) == {"COMPLETE"}
+    assert together[key].equals(sequential[key])
+    for column in ["final_train_loss", "final_val_loss", "final_val_accuracy"]:
+        np.testing.assert_allclose(together[column], sequential[column], **TOLERANCE)
+
+
 _JAX_CHECK = """
 import json, numpy as np
 from study.data import load_dataset
 from study.population import Member, train_population
 from study.trial import train_run
 data = load_dataset("digits", seed=0, limit=400)
-values = [dict(hidden_layers=1, units=8, epochs=2, batch_size=128, dropout=d, l2=l2)
-          for d, l2 in ((0.0, 1e-3), (0.5, 0.0))]
-kw = dict(builder="mlp", data=data, objective="val_accuracy", direction="maximize")
-alone = [train_run(v, seed=s, **kw).history for s, v in enumerate(values)]
-together = [r.history for r in train_population([Member(v, s) for s, v in enumerate(values)], **kw)]
-print(json.dumps([float(np.max(np.abs(np.subtract(a[c], t[c])) / (1e-5 + np.abs(a[c]))))
-                  for a, t in zip(alone, together) for c in a]))
+errors = []
+for builder, shape in (("mlp", dict(hidden_layers=1, units=8)),
+                       ("cnn", dict(conv_blocks=1, filters=4, dense_units=8))):
+    values = [shape | dict(epochs=2, batch_size=128, dropout=d, l2=l2, learning_rate=rate)
+              for d, l2, rate in ((0.0, 1e-3, 1e-3), (0.5, 0.0, 3e-3))]
+    kw = dict(builder=builder, data=data, objective="val_accuracy", direction="maximize")
+    alone = [train_run(v, seed=s, **kw).history for s, v in enumerate(values)]
+    members = [Member(v, s) for s, v in enumerate(values)]
+    together = [r.history for r in train_population(members, **kw)]
+    errors += [float(np.max(np.abs(np.subtract(a[c], t[c])) / (1e-5 + np.abs(a[c]))))
+               for a, t in zip(alone, together) for c in a]
+print(json.dumps(errors))
 """
 
 
@@ -348,7 +419,7 @@ def test_members_match_on_the_jax_backend():
     )
     assert result.returncode == 0, result.stderr
     relative_errors = json.loads(result.stdout.strip().splitlines()[-1])
-    assert len(relative_errors) == 8 and max(relative_errors) < 1e-4
+    assert len(relative_errors) == 16 and max(relative_errors) < 1e-4
 
 
 def test_runs_of_different_architectures_train_alone_and_say_so(tmp_path, capfd):
