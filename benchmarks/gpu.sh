@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Population training on one NVIDIA GPU (H100 or H200) with JAX, no TensorFlow, no internet:
-# benchmarks/population.py on digits and on Fashion-MNIST, K = 32 and K = 128, with the GPU's
-# utilization sampled by nvidia-smi; then benchmarks/precision.py (float32 against mixed
+# benchmarks/population.py on digits and on Fashion-MNIST, K = 32 and K = 128, and the small CNN
+# on a Fashion-MNIST subset (grouped convolutions), with the GPU's utilization sampled by nvidia-smi; then benchmarks/precision.py (float32 against mixed
 # precision) on digits. Figures go to docs/benchmarks.md by hand.
 #
 # Two steps:
@@ -71,14 +71,16 @@ run() {
         2>&1 | tee "$OUT/summary.txt"
     local py=python3
     # digits: the 4 x 4 x 2 grid (32 models, 10 epochs); K = 128: 8 seeds.
-    bench digits-k32 100 $py benchmarks/population.py --members 32
-    bench digits-k128 120 $py benchmarks/population.py --seeds 8 --members 128 --bare-models 16
+    bench digits-k32 90 $py benchmarks/population.py --members 32
+    bench digits-k128 100 $py benchmarks/population.py --seeds 8 --members 128 --bare-models 16
     # Fashion-MNIST, the MNIST-tutorial MLP's settings (5 epochs, batch 32); bare on a few.
-    bench fashion-k32 130 $py benchmarks/population.py --dataset fashion_mnist --epochs 5 \
+    bench fashion-k32 110 $py benchmarks/population.py --dataset fashion_mnist --epochs 5 \
         --batch-size 32 --members 32 --bare-models 4
-    bench fashion-k128 130 $py benchmarks/population.py --dataset fashion_mnist --epochs 5 \
+    bench fashion-k128 110 $py benchmarks/population.py --dataset fashion_mnist --epochs 5 \
         --batch-size 32 --seeds 8 --members 128 --bare-models 4
-    bench precision 60 $py benchmarks/precision.py --sequential-models 4
+    bench cnn-k32 80 $py benchmarks/population.py --builder cnn --dataset fashion_mnist \
+        --limit 4000 --epochs 5 --members 32 --bare-models 4
+    bench precision 50 $py benchmarks/precision.py --sequential-models 4
 }
 
 case "${1:-}" in

@@ -188,8 +188,8 @@ def test_a_batch_can_be_asked_before_it_is_told(tmp_path, engine):
     assert max(batch_sizes) > 1
 
 
-@pytest.mark.parametrize("population", [1, "auto"])
-def test_a_mixed_bfloat16_campaign_records_curves(tmp_path, population):
+@pytest.mark.parametrize("builder, population", [("mlp", 1), ("mlp", "auto"), ("cnn", "auto")])
+def test_a_mixed_bfloat16_campaign_records_curves(tmp_path, builder, population):
     """train.precision sets the dtype policy of sequential runs and populations alike."""
     import keras
 
@@ -197,6 +197,8 @@ def test_a_mixed_bfloat16_campaign_records_curves(tmp_path, population):
         campaign={"seeds": [0], "population": population},
         train={"epochs": 2, "precision": "mixed_bfloat16"},
     )
+    if builder == "cnn":
+        raw["model"] = {"builder": "cnn", "conv_blocks": 1, "filters": 4, "dense_units": 8}
     try:
         chosen = run_campaign(parse_campaign(raw), tmp_path, progress=False)
         assert keras.mixed_precision.global_policy().name == "mixed_bfloat16"

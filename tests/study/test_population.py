@@ -154,6 +154,19 @@ def test_cnn_members_match_their_runs_alone(digits, shared):
             np.testing.assert_allclose(member.history[column], one.history[column], **TOLERANCE)
 
 
+def test_one_mask_draw_changes_only_the_cnn_members_with_dropout(digits):
+    kw = dict(builder="cnn", data=digits, objective="val_accuracy", direction="maximize")
+    members = [Member(CNN | {"spatial_dropout": True} | v, s) for v, s in CNN_MEMBERS]
+    exact, one_draw = (train_population(members, masks=m, **kw) for m in ("member", "population"))
+    assert [r.status for r in one_draw] == ["COMPLETE"] * len(members)
+    np.testing.assert_allclose(  # the first member has no Dropout
+        one_draw[0].history["val_loss"], exact[0].history["val_loss"], **TOLERANCE
+    )
+    for a, b in zip(one_draw[1:], exact[1:], strict=True):
+        assert a.history["train_loss"] != b.history["train_loss"]  # other masks
+        assert np.isfinite(a.history["val_loss"]).all()
+
+
 @pytest.mark.parametrize("order", ["member", "shared"])  # one batch per member, or one for all
 def test_grouped_convolution_trains_as_the_members_convolutions(digits, order):
     """conv="grouped" (one convolution with K groups, for GPUs) trains as "loop" does."""
