@@ -387,7 +387,7 @@ def test_a_cnn_campaign_trains_populations_with_the_records_of_a_sequential_one(
     model = {"builder": "cnn", "conv_blocks": 1, "filters": 4, "dense_units": 8}
     frames = []
     for population in (1, "auto"):
-        raw = tiny_campaign(campaign={"population": population}, train={"epochs": 1})
+        raw = tiny_campaign(campaign={"population": population, "seeds": [0]}, train={"epochs": 1})
         raw["model"] = model
         raw["space"] = {"dropout": [0.0, 0.5], "block_dropout": [0.0, 0.25]}
         run_campaign(parse_campaign(raw), tmp_path / str(population), progress=False)
@@ -395,7 +395,7 @@ def test_a_cnn_campaign_trains_populations_with_the_records_of_a_sequential_one(
     assert "runs that share an architecture train together" in capfd.readouterr().err
     key = ["param_dropout", "param_block_dropout", "seed"]
     sequential, together = (t.sort_values(key).reset_index(drop=True) for t, _ in frames)
-    assert len(together) == 8 and set(together["status"]) == {"COMPLETE"}
+    assert len(together) == 4 and set(together["status"]) == {"COMPLETE"}
     assert together[key].equals(sequential[key])
     for column in ["final_train_loss", "final_val_loss", "final_val_accuracy"]:
         np.testing.assert_allclose(together[column], sequential[column], **TOLERANCE)
