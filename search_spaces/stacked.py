@@ -128,8 +128,8 @@ class StackedModel(keras.Model):
         for name, rates in self.rates.items():
             members = [k for k in range(self.size) if rates[k] > 0]
             if masks == "population" and members:  # one draw for all members
-                seeds = [inits[k]["dropout_seeds"][name] for k in members]
-                seed = int(np.random.default_rng(seeds).integers(1, 2**31))
+                member_seeds = [inits[k]["dropout_seeds"][name] for k in members]
+                seed = int(np.random.default_rng(member_seeds).integers(1, 2**31))
                 self._generator_index[name, -1] = len(self.seed_generators)
                 self.seed_generators.append(keras.random.SeedGenerator(seed))
             for k in members if masks == "member" else ():

@@ -4,9 +4,8 @@ In a regularization study most runs differ only in numbers: the Dropout rates, t
 strengths, the learning rate, the seed. `train_population` stacks such runs ("members") along a
 leading axis: one kernel of shape (K, *kernel shape) per layer (Dense or Conv2D), each member's
 Dropout rates, L1/L2 coefficients and learning rate held per member, and the loss the sum of the
-members' losses. Gradients of a sum are the members'
-own gradients, and Adam, RMSprop and SGD update element by element, so each member trains exactly
-as it would alone:
+members' losses. Gradients of a sum are the members' own gradients, and Adam, RMSprop and SGD
+update element by element, so each member trains exactly as it would alone:
 
 - its initial weights are those `search_spaces.build_model` draws under `seed_everything(seed)`
   (bit for bit: the same initializer seeds, the fan-in and fan-out of one member's kernel);
