@@ -42,6 +42,7 @@ FAMILIES = (
     "dropout+l1l2",
 )
 TESTS = ("welch", "mann-whitney")
+_NO_DIFFERENCE = "no difference beyond seed noise"
 PENALTIES = ("l1", "l2")
 
 __all__ = [
@@ -278,7 +279,7 @@ def _note(row: dict[str, Any], *, n_base: int, has_base: bool, min_seeds: int) -
     if row["significant"]:
         better = "better" if row["difference"] > 0 else "worse"
         return f"{better} than the baseline beyond seed noise"
-    return "no difference beyond seed noise"
+    return _NO_DIFFERENCE
 
 
 def pool_diagnoses(diagnoses: Sequence[pd.DataFrame]) -> pd.DataFrame:
@@ -292,41 +293,29 @@ def pool_diagnoses(diagnoses: Sequence[pd.DataFrame]) -> pd.DataFrame:
 
 
 def describe_comparison(table: pd.DataFrame) -> list[str]:
-    """A few plain sentences on `compare_families`'s table for a report's summary."""
+    """A few plain sentences on `compare_families`'s table for a report's summary.
+
+    A family is called best only when it beats the baseline beyond seed noise; equal means are
+    called a tie, and a difference within seed noise is said to be one."""
     ranked = table[table["rank"].notna()] if "rank" in table else table.iloc[0:0]
     if ranked.empty:
         return ["No regularizer family has a configuration complete on every seed to compare."]
     confidence = table.attrs.get("confidence", 0.95)
     min_seeds = table.attrs.get("min_seeds", 3)
     baseline = table.attrs.get("baseline", "none")
-    best = ranked.iloc[0]
-    sentences = [
-        f"The best family is {best['family']} ({best['strength']}): objective "
-        f"{_number(best['objective_mean'])} on average over {int(best['n_seeds'])} seeds"
-        + _interval(best, confidence)
-        + "."
-    ]
-    base = table[table["is_baseline"]]
+    base = ranked[ranked["is_baseline"]]
+    families = ranked[~ranked["is_baseline"]]
     if base.empty:
-        sentences.append(
-            f"This campaign has no {baseline!r} baseline, so no family was tested against it."
-        )
-    elif best["is_baseline"]:
-        sentences.append(
-            f"No regularizer family beat the unregularized baseline ({baseline}) on average."
-        )
-    elif np.isfinite(best["difference"]):
-        p_holm = best["p_holm"]
-        p = f" (Holm-corrected p = {_number(p_holm)})" if np.isfinite(p_holm) else ""
-        noise = "more than seed noise" if best["significant"] else "not more than seed noise"
-        sentences.append(
-            f"It beats the baseline ({baseline}) by {_number(best['difference'])} "
-            f"(Hedges' g {_number(best['effect_size'])}): {noise}{p}."
-        )
-    others = table[~table["is_baseline"] & table["significant"].astype(bool)]
-    if len(others) > int(bool(best["significant"]) and not best["is_baseline"]):
-        names = ", ".join(others["family"])
-        sentences.append(f"Families that differ from the baseline beyond seed noise: {names}.")
+        sentences = _without_baseline(table, ranked, baseline, confidence)
+    elif families.empty:
+        sentences = [f"Only the baseline ({baseline}) ran: there is no regularizer to compare."]
+    else:
+        sentences = _against_baseline(families, base.iloc[0], baseline, confidence)
+    better, worse = _significant(families, better=True), _significant(families, better=False)
+    if better and better != [families.iloc[0]["family"]]:  # more than the best family named
+        sentences.append(f"Better than the baseline beyond seed noise: {', '.join(better)}.")
+    if worse:
+        sentences.append(f"Worse than the baseline beyond seed noise: {', '.join(worse)}.")
     few = table["n_seeds"].between(1, min_seeds - 1)
     if few.any():
         n = int(table.loc[few, "n_seeds"].min())
@@ -340,6 +329,88 @@ def describe_comparison(table: pd.DataFrame) -> list[str]:
         "test split or on fresh seeds."
     )
     return sentences
+
+
+def _without_baseline(
+    table: pd.DataFrame, ranked: pd.DataFrame, baseline: str, confidence: float
+) -> list[str]:
+    top = ranked.iloc[0]
+    if (table["family"] == baseline).any():
+        why = f"The baseline ({baseline}) has no configuration complete on every seed"
+    else:
+        why = f"This campaign has no {baseline!r} baseline"
+    return [
+        f"{why}, so no family was tested against it.",
+        f"The highest on average is {_named(top)}: objective {_figure(top, confidence)}.",
+    ]
+
+
+def _against_baseline(
+    families: pd.DataFrame, base: pd.Series, baseline: str, confidence: float
+) -> list[str]:
+    """What the family with the highest mean (sorted first) did against the baseline."""
+    top = families.iloc[0]
+    versus = f"the baseline ({baseline}, objective {_number(base['objective_mean'])})"
+    if _tied(top["objective_mean"], base["objective_mean"]):
+        tied = families[[_tied(m, base["objective_mean"]) for m in families["objective_mean"]]]
+        names = _listed([_named(row) for _, row in tied.iterrows()])
+        verb = "ties" if len(tied) == 1 else "tie"
+        return [
+            f"No family beats {versus}: {names} {verb} with it "
+            f"(equal means over {int(top['n_seeds'])} seeds)."
+        ]
+    difference = top["difference"]
+    if difference < 0:
+        return [
+            f"No regularizer family beats {versus} on average: the closest, {_named(top)}, "
+            f"is {_number(-difference)} worse (objective {_number(top['objective_mean'])})."
+        ]
+    margin = f"by {_number(difference)} (Hedges' g {_number(top['effect_size'])}{_p(top)})"
+    if not top["significant"]:
+        why = "within seed noise: a tie" if top["note"] == _NO_DIFFERENCE else top["note"]
+        return [
+            f"No family beats {versus} beyond seed noise: the highest on average, "
+            f"{_named(top)}, is above it {margin}, {why}."
+        ]
+    leaders = families[families["rank"] == top["rank"]]
+    if len(leaders) > 1:
+        names = _listed([_named(row) for _, row in leaders.iterrows()])
+        best, subject = f"The best families, tied, are {names}", "They beat"
+    else:
+        best, subject = f"The best family is {_named(top)}", "It beats"
+    return [
+        f"{best}: objective {_figure(top, confidence)}.",
+        f"{subject} {versus} {margin}: more than seed noise.",
+    ]
+
+
+def _significant(families: pd.DataFrame, *, better: bool) -> list[str]:
+    hits = families[families["significant"].astype(bool)]
+    return list(hits.loc[(hits["difference"] > 0) == better, "family"])
+
+
+def _tied(a: float, b: float) -> bool:
+    return math.isclose(float(a), float(b), rel_tol=1e-9, abs_tol=1e-12)
+
+
+def _named(row: pd.Series) -> str:
+    return f"{row['family']} ({row['strength']})"
+
+
+def _listed(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def _figure(row: pd.Series, confidence: float) -> str:
+    return (
+        f"{_number(row['objective_mean'])} on average over {int(row['n_seeds'])} seeds"
+        + _interval(row, confidence)
+    )
+
+
+def _p(row: pd.Series) -> str:
+    p_holm = row["p_holm"]
+    return f", Holm-corrected p = {_number(p_holm)}" if np.isfinite(p_holm) else ""
 
 
 def _interval(row: pd.Series, confidence: float) -> str:

@@ -14,6 +14,7 @@ import datetime
 import io
 import json
 import math
+import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,8 +28,13 @@ from reports.diagnostics import diagnose_runs, summarize_configurations
 from reports.plots import Plot, plot_family_distributions, report_plots
 from reports.summary import Headline, headline
 from study.atomic import write_atomically
-from study.manifest import MANIFEST_FILE
-from study.records import CAMPAIGN_FILE, load
+from study.records import (
+    FolderError,
+    check_writable,
+    load,
+    read_frozen_campaign,
+    read_manifest,
+)
 from study.results import direction_of
 from study.store import StoreError
 
@@ -71,12 +77,27 @@ def read_campaign(directory: str | Path) -> CampaignRecords:
     directory = Path(directory)
     try:
         trials, epochs = load(directory)
-    except (FileNotFoundError, StoreError) as error:
+        campaign, manifest = read_frozen_campaign(directory), read_manifest(directory) or {}
+    except (FolderError, StoreError) as error:
         raise ReportError(error) from None
-    manifest_path = directory / MANIFEST_FILE
-    manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
-    campaign = json.loads((directory / CAMPAIGN_FILE).read_text())
     return CampaignRecords(directory, campaign, manifest, trials, epochs)
+
+
+def _check_out(path: Path) -> None:
+    """Refuse, before any analysis, a report path that cannot be written."""
+    if path.is_dir():
+        raise ReportError(f"{path}: a folder, not a file to write the report to")
+    try:
+        check_writable(path.parent)
+    except FolderError as error:
+        raise ReportError(f"{path}: cannot write it ({error})") from None
+
+
+def _write(path: Path, text: str) -> None:
+    try:
+        write_atomically(path, text)
+    except OSError as error:  # a read-only folder, a file where a folder should be, a full disk
+        raise ReportError(f"{path}: cannot write it ({error.strerror or error})") from None
 
 
 class CampaignAnalysis(NamedTuple):
@@ -117,9 +138,11 @@ def analyse(records: CampaignRecords) -> CampaignAnalysis:
 
 def write_report(directory: str | Path, *, out: str | Path | None = None) -> Path:
     """Write the campaign's report (default DIR/report.html) and return its path."""
-    analysis = analyse(read_campaign(directory))
+    records = read_campaign(directory)
     path = Path(out) if out else Path(directory) / REPORT_FILE
-    write_atomically(path, render([analysis], title=f"{analysis.records.name}: campaign report"))
+    _check_out(path)
+    analysis = analyse(records)
+    _write(path, render([analysis], title=f"{analysis.records.name}: campaign report"))
     return path
 
 
@@ -127,12 +150,11 @@ def write_comparison(directories: Sequence[str | Path], *, out: str | Path) -> P
     """Write one report over several campaigns to `out` and return its path."""
     if len(directories) < 2:
         raise ReportError("compare needs at least two campaign folders")
+    path = Path(out)
+    _check_out(path)
     analyses = [analyse(read_campaign(d)) for d in directories]
     names = " vs ".join(a.records.name for a in analyses)
-    path = Path(out)
-    write_atomically(
-        path, render(analyses, title=f"Comparison: {names}", pooled=pooled_comparison(analyses))
-    )
+    _write(path, render(analyses, title=f"Comparison: {names}", pooled=pooled_comparison(analyses)))
     return path
 
 
@@ -237,7 +259,8 @@ def _campaign_context(a: CampaignAnalysis) -> dict[str, Any]:
         "manifest": r.manifest,
         "sessions": r.manifest.get("sessions", []),
         "resolved": json.dumps(r.campaign, indent=2),
-        "reproduce": _reproduce_commands(r),
+        "rerun": _rerun_command(r),
+        "verify": shlex.join(["study", "verify", str(r.directory.resolve())]),
     }
 
 
@@ -339,13 +362,22 @@ def _figure(plot: Plot) -> dict[str, Any]:
     return {"key": plot.key, "title": plot.title, "image": image, "notes": list(plot.notes)}
 
 
-def _reproduce_commands(r: CampaignRecords) -> list[str]:
-    """The command that started the campaign, and one that reruns it from the folder alone."""
-    sessions = r.manifest.get("sessions", [])
-    commands = [sessions[0]["command"]] if sessions and sessions[0].get("command") else []
-    rerun = f"{r.directory}-rerun"
-    if (r.directory / "campaign.toml").exists():
-        commands.append(f"study run {r.directory / 'campaign.toml'} --out {rerun}")
-    else:  # the built-in default campaign
-        commands.append(f"study run --out {rerun}")
-    return commands
+def _rerun_command(r: CampaignRecords) -> str | None:
+    """`study run` of the folder's campaign into a new folder, runnable as printed from any
+    folder (absolute, quoted paths); None when the campaign can no longer be named (the built-in
+    default, changed since). The sessions' recorded commands are history: relative to the folder
+    they ran in, passwords masked."""
+    directory = r.directory.resolve()
+    rerun = ["--out", str(directory.with_name(f"{directory.name}-rerun"))]
+    if (directory / "campaign.toml").exists():
+        return shlex.join(["study", "run", str(directory / "campaign.toml"), *rerun])
+    if _is_the_default_campaign(r):
+        return shlex.join(["study", "run", *rerun])
+    return None
+
+
+def _is_the_default_campaign(r: CampaignRecords) -> bool:
+    """Whether `study run` with no file would run this folder's campaign today."""
+    from study.config import load_campaign
+
+    return load_campaign(None).fingerprint == r.manifest.get("campaign_fingerprint")

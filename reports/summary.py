@@ -93,6 +93,14 @@ def _certainty(ranked: pd.DataFrame, objective: str) -> str:
     if len(ranked) < 2:
         return "Only one configuration completed on every seed."
     second = ranked.iloc[1]
+    tied = ranked[ranked["rank"] == best["rank"]]
+    if len(tied) > 1:
+        trials = ", ".join(str(int(t)) for t in tied["trial"])
+        return (
+            f"{len(tied)} configurations tie for the best {objective} "
+            f"({best['objective_mean']:.4g} on average over seeds; trials {trials}): nothing "
+            f"here prefers one, and trial {int(best['trial'])} is shown as the first of them."
+        )
     overlap = not (
         second["objective_high"] < best["objective_low"]
         or second["objective_low"] > best["objective_high"]

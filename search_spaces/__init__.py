@@ -4,14 +4,33 @@ Builders take a plain mapping of values and return a compiled `keras.Model`; the
 KerasTuner or Optuna, whose drivers translate a `SearchSpace` at the edge.
 """
 
-from search_spaces._params import Bool, Choice, Condition, Fixed, Float, Int, Param
+from importlib import import_module
+
+from search_spaces._params import MAX_GRID, Bool, Choice, Condition, Fixed, Float, Int, Param
 from search_spaces._space import SearchSpace, configuration_key
-from search_spaces.architecture import build_cnn, build_mlp, build_model
 from search_spaces.keys import BUILDER_KEYS, TRAIN_KEYS, KeySpec, defaults
 from search_spaces.presets import PRESETS, exploratory_space, regularization_grid
-from search_spaces.regularizers import kernel_regularizer, regularizer_family
 
-BUILDERS = {"mlp": build_mlp, "cnn": build_cnn}
+# Imported on first use, so that reading a campaign file does not load Keras (and TensorFlow).
+_KERAS_MODULES = {
+    "build_cnn": "search_spaces.architecture",
+    "build_mlp": "search_spaces.architecture",
+    "build_model": "search_spaces.architecture",
+    "kernel_regularizer": "search_spaces.regularizers",
+    "regularizer_family": "search_spaces.regularizers",
+}
+
+
+def __getattr__(name: str):
+    if name == "BUILDERS":
+        value = {"mlp": __getattr__("build_mlp"), "cnn": __getattr__("build_cnn")}
+    elif name in _KERAS_MODULES:
+        value = getattr(import_module(_KERAS_MODULES[name]), name)
+    else:
+        raise AttributeError(f"module 'search_spaces' has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "BUILDERS",
@@ -23,6 +42,7 @@ __all__ = [
     "Float",
     "Int",
     "KeySpec",
+    "MAX_GRID",
     "PRESETS",
     "Param",
     "SearchSpace",

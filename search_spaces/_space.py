@@ -1,9 +1,10 @@
 """`SearchSpace`: an ordered mapping of names to hyperparameter types.
 
-It counts and enumerates its grid in a deterministic order (parameters in insertion order, the last
-one varying fastest, as `itertools.product`), samples with a seed, and round-trips to JSON. A
-conditional parameter is absent from a configuration whose parent value does not activate it, so
-the grid holds no configurations that differ only in an unused value.
+It counts its grid by arithmetic and enumerates it (up to MAX_GRID configurations) in a
+deterministic order (parameters in insertion order, the last one varying fastest, as
+`itertools.product`), samples with a seed, and round-trips to JSON. A conditional parameter is
+absent from a configuration whose parent value does not activate it, so the grid holds no
+configurations that differ only in an unused value.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from search_spaces._params import Bool, Choice, Condition, Fixed, Float, Int, Param
+from search_spaces._params import MAX_GRID, Bool, Choice, Condition, Fixed, Float, Int, Param
 
 _TYPES = {cls.__name__: cls for cls in (Float, Int, Choice, Bool, Fixed)}
 
@@ -54,7 +55,10 @@ class SearchSpace:
 
     # --- grid -------------------------------------------------------------------------------
     def grid(self) -> Iterator[dict[str, Any]]:
-        """Every configuration of the grid, in a deterministic order."""
+        """Every configuration of the grid, in a deterministic order; refused above MAX_GRID."""
+        size = self.grid_size()
+        if size > MAX_GRID:
+            raise ValueError(f"the grid has {size:,} configurations, more than {MAX_GRID:,}")
         names = list(self.params)
 
         def extend(i: int, chosen: dict[str, Any]) -> Iterator[dict[str, Any]]:
@@ -73,7 +77,39 @@ class SearchSpace:
         yield from extend(0, {})
 
     def grid_size(self) -> int:
-        return sum(1 for _ in self.grid())
+        """The number of configurations `grid` lists, counted without listing them.
+
+        A parent's values that some condition names are followed one by one; its other values
+        activate the same parameters, so they are followed once, as one group of that many.
+        """
+        names = list(self.params)
+        named: dict[str, list[Any]] = {name: [] for name in names}
+        for param in self.params.values():
+            if param.condition is not None:
+                named[param.condition.parent] += param.condition.values
+        groups = {name: _value_groups(self.params[name], named[name]) for name in names}
+        # Parents whose value decides the activity of parameter i or of one after it.
+        parents_from = [
+            sorted({p.condition.parent for p in list(self.params.values())[i:] if p.condition})
+            for i in range(len(names) + 1)
+        ]
+        memo: dict[tuple, int] = {}
+
+        def count(i: int, chosen: dict[str, Any]) -> int:
+            if i == len(names):
+                return 1
+            key = (i, tuple(chosen.get(p, _ABSENT) for p in parents_from[i]))
+            if key not in memo:
+                name = names[i]
+                if not self.is_active(name, chosen):
+                    memo[key] = count(i + 1, chosen)
+                else:
+                    memo[key] = sum(
+                        n * count(i + 1, {**chosen, name: value}) for value, n in groups[name]
+                    )
+            return memo[key]
+
+        return count(0, {})
 
     # --- sampling ---------------------------------------------------------------------------
     def from_unit(self, units: Mapping[str, float]) -> dict[str, Any]:
@@ -98,6 +134,17 @@ class SearchSpace:
     @classmethod
     def from_json(cls, text: str) -> SearchSpace:
         return cls({name: _param_from_dict(d) for name, d in json.loads(text).items()})
+
+
+_ABSENT = object()  # a parent left out of the configuration (its own condition does not hold)
+_OTHERS = object()  # stands for a parent's values that no condition names
+
+
+def _value_groups(param: Param, named: list[Any]) -> list[tuple[Any, int]]:
+    """(value, how many values it stands for): each named grid value alone, the others as one."""
+    points = param.points_among(named) if named else []
+    others = param.count() - len(points)
+    return [(value, 1) for value in points] + ([(_OTHERS, others)] if others else [])
 
 
 def configuration_key(values: Mapping[str, Any]) -> str:

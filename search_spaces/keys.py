@@ -6,6 +6,7 @@ the same rule validates a fixed value, each element of a choice, and both ends o
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,7 +40,10 @@ class KeySpec:
         if self.per_layer and isinstance(value, list):
             if not value:
                 return "an empty list"
-            return next((p for p in map(self.check, value) if p), None)
+            return next((p for p in map(self._check_one, value) if p), None)
+        return self._check_one(value)
+
+    def _check_one(self, value: Any) -> str | None:
         if self.kind is float:
             ok_type = isinstance(value, (int, float)) and not isinstance(value, bool)
         else:
@@ -48,6 +52,8 @@ class KeySpec:
             )
         if not ok_type:
             return f"{value!r} is not {_TYPE_NAMES[self.kind]}"
+        if self.kind is float and not math.isfinite(value):
+            return f"{value!r} is not a finite number"
         if self.choices is not None and value not in self.choices:
             return f"{value!r} is not one of {', '.join(map(str, self.choices))}"
         below = self.low is not None and value < self.low
@@ -55,15 +61,23 @@ class KeySpec:
             value >= self.high if self.high_open else value > self.high
         )
         if below or above:
-            upper = "inf" if self.high is None else f"{self.high:g}"
-            return f"{value!r} is outside [{self.low:g}, {upper}{')' if self.high_open else ']'}"
+            lower = "-inf" if self.low is None else _show(self.low)
+            upper = "inf" if self.high is None else _show(self.high)
+            return f"{value!r} is outside [{lower}, {upper}{')' if self.high_open else ']'}"
         return None
+
+
+def _show(bound: float) -> str:
+    return f"{bound:,}" if isinstance(bound, int) else f"{bound:g}"
 
 
 _TYPE_NAMES = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
 
 _RATE = dict(kind=float, default=0.0, low=0.0, high=1.0, high_open=True)
 _STRENGTH = dict(kind=float, default=0.0, low=0.0)
+# Upper bounds of counts and sizes: far above any sensible model, low enough to refuse a typo
+# like 10**30 before it builds anything.
+_LAYERS, _WIDTH = 1_000, 65_536
 
 # Shared by both builders: regularization and normalization of kernels.
 _REGULARIZATION = {
@@ -80,30 +94,34 @@ _REGULARIZATION = {
 }
 
 MLP_KEYS: dict[str, KeySpec] = {
-    "hidden_layers": KeySpec(int, 2, low=0),
-    "units": KeySpec(int, 128, low=1, per_layer=True, doc="one value or one per hidden layer"),
+    "hidden_layers": KeySpec(int, 2, low=0, high=_LAYERS),
+    "units": KeySpec(
+        int, 128, low=1, high=_WIDTH, per_layer=True, doc="one value or one per hidden layer"
+    ),
     "dropout": KeySpec(**_RATE, doc="Dropout rate after each hidden layer"),
     "input_dropout": KeySpec(**_RATE, doc="Dropout rate on the inputs"),
     **_REGULARIZATION,
 }
 
 CNN_KEYS: dict[str, KeySpec] = {
-    "conv_blocks": KeySpec(int, 2, low=1),
-    "filters": KeySpec(int, 32, low=1, per_layer=True, doc="one value or one per block"),
-    "kernel_size": KeySpec(int, 3, low=1),
-    "convs_per_block": KeySpec(int, 1, low=1),
+    "conv_blocks": KeySpec(int, 2, low=1, high=_LAYERS),
+    "filters": KeySpec(
+        int, 32, low=1, high=_WIDTH, per_layer=True, doc="one value or one per block"
+    ),
+    "kernel_size": KeySpec(int, 3, low=1, high=_LAYERS),
+    "convs_per_block": KeySpec(int, 1, low=1, high=_LAYERS),
     "pooling": KeySpec(str, "max", choices=("max", "average", "none")),
     "block_dropout": KeySpec(**_RATE, doc="Dropout rate after each conv block"),
     "spatial_dropout": KeySpec(bool, False, doc="SpatialDropout2D instead of Dropout in blocks"),
-    "dense_layers": KeySpec(int, 1, low=0),
-    "dense_units": KeySpec(int, 128, low=1),
+    "dense_layers": KeySpec(int, 1, low=0, high=_LAYERS),
+    "dense_units": KeySpec(int, 128, low=1, high=_WIDTH),
     "dropout": KeySpec(**_RATE, doc="Dropout rate after each dense layer of the head"),
     **_REGULARIZATION,
 }
 
 TRAIN_KEYS: dict[str, KeySpec] = {
-    "epochs": KeySpec(int, 20, low=1),
-    "batch_size": KeySpec(int, 64, low=1),
+    "epochs": KeySpec(int, 20, low=1, high=100_000),
+    "batch_size": KeySpec(int, 64, low=1, high=2**20),
     "optimizer": KeySpec(str, "adam", choices=OPTIMIZERS),
     "learning_rate": KeySpec(float, 1e-3, low=1e-12, high=10.0),
     "momentum": KeySpec(float, 0.0, low=0.0, high=1.0, high_open=True, doc="sgd only"),

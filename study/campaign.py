@@ -9,9 +9,10 @@ own state (optuna.sqlite or keras_tuner/).
 
 from __future__ import annotations
 
+import contextlib
 import json
+import sqlite3
 import statistics
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -25,14 +26,32 @@ from study.data import Dataset, load_dataset
 from study.drivers import Chief, Driver, Proposal, make_driver
 from study.isolate import IsolatedRunner
 from study.manifest import MANIFEST_FILE, session_manifest
-from study.population import Member, plan_populations, population_size, train_population
+from study.population import (
+    Member,
+    plan_populations,
+    population_arithmetic,
+    population_size,
+    train_population,
+)
 from study.progress import Progress
-from study.records import CAMPAIGN_FILE, load, rank_configurations, summarize_history
+from study.records import (
+    CAMPAIGN_FILE,
+    check_writable,
+    load,
+    rank_configurations,
+    read_frozen_campaign,
+    read_json_file,
+    read_manifest,
+    summarize_history,
+)
 from study.results import COMPLETE, FAILED, FINISHED, RunResult
 from study.seeding import derive_seed
-from study.store import RecordStore, StoredRun
+from study.store import STORE_NAME, RecordStore, StoredRun, StoreError, check_sqlite_file
 from study.trial import evaluate_run, train_run
 
+# The engines' own state in a folder (study.drivers): checked before a session writes anything.
+ENGINE_SQLITE_FILES = ("optuna.sqlite",)
+KERAS_TUNER_DIR = "keras_tuner"
 CLAIM_POLL_S = 1.0  # how often a worker looks whether a run another worker holds has finished
 
 
@@ -74,7 +93,7 @@ def run_campaign(
         driver.open()
         n_configurations = campaign.n_configurations()
         total = None if n_configurations is None else n_configurations * len(campaign.seeds)
-        with Progress(total=total, enabled=progress) as bar:
+        with Progress(total=total, enabled=progress, finished=store.finished_runs()) as bar:
             _TrialLoop(
                 campaign, data, store, driver, directory, bar, runner=runner, shared=shared
             ).run()
@@ -102,10 +121,11 @@ def load_campaign_data(campaign: Campaign) -> Dataset:
 def prepare_folder(
     campaign: Campaign, directory: Path, *, source_text: str | None, command: str, record: bool
 ) -> Dataset:
-    """Set the backend's determinism, load the data (bad data is refused before anything is
-    written), then freeze the campaign in `directory` and, with `record`, add this session to its
-    manifest."""
+    """Set the backend's determinism, check the folder and load the data (a damaged folder and
+    bad data are refused before anything is written), then freeze the campaign in `directory`
+    and, with `record`, add this session to its manifest."""
     set_determinism(campaign.deterministic)  # before the session records it
+    check_folder(directory, record=record)
     data = load_campaign_data(campaign)
     directory.mkdir(parents=True, exist_ok=True)
     freeze_campaign(campaign, directory, source_text)
@@ -114,11 +134,66 @@ def prepare_folder(
     return data
 
 
+def check_folder(directory: Path, *, record: bool) -> None:
+    """Refuse, before anything is written or trained, a folder a session could not finish in:
+    one that cannot be written in, or whose files are unreadable or damaged. With `record`,
+    also one whose records have lost their manifest (the data it checks would go unchecked)."""
+    check_writable(directory)
+    if not directory.exists():
+        return
+    if (directory / CAMPAIGN_FILE).exists() or (directory / CAMPAIGN_FILE).is_symlink():
+        read_frozen_campaign(directory)
+    manifest = read_manifest(directory)
+    for name in ENGINE_SQLITE_FILES:
+        check_sqlite_file(directory / name)
+    for path in sorted((directory / KERAS_TUNER_DIR).glob("**/*.json")):
+        read_json_file(path)
+    runs = _recorded_runs(directory / STORE_NAME)
+    engine_state = [p.name for p in _engine_state(directory)]
+    if runs is None and engine_state:
+        raise StoreError(
+            f"{directory / STORE_NAME}: holds no records, but the engine's state "
+            f"({engine_state[0]}) says this campaign ran: its records were lost. Restore the "
+            "file (from a backup or a copy of the folder), or run the campaign into a new --out "
+            "folder"
+        )
+    if record and manifest is None and runs:
+        raise CampaignError(
+            f"{directory / MANIFEST_FILE}: missing, but {STORE_NAME} holds {runs} run(s): "
+            "without it the data they were trained on cannot be checked. Restore the file "
+            "(from a backup or a copy of the folder), or run the campaign into a new --out folder"
+        )
+
+
+def _engine_state(directory: Path) -> list[Path]:
+    """The engine's files in a folder (written after the record store's tables)."""
+    files = [directory / name for name in ENGINE_SQLITE_FILES]
+    files.append(directory / KERAS_TUNER_DIR / "oracle.json")
+    return [f for f in files if f.is_file() and f.stat().st_size > 0]
+
+
+def _recorded_runs(path: Path) -> int | None:
+    """Runs in a folder's record store; None when it has no tables yet (none, or a session
+    killed while creating it). A store that is damaged or of another version is refused
+    (StoreError)."""
+    check_sqlite_file(path)
+    if not path.is_file():
+        return None
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        if not conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'runs'").fetchone():
+            return None
+    store = RecordStore(path, create=False)
+    try:
+        return sum(store.status_counts().values())
+    finally:
+        store.close()
+
+
 def freeze_campaign(campaign: Campaign, directory: Path, source_text: str | None) -> None:
     """Write the resolved campaign, or refuse to resume one whose trials would differ."""
     frozen = directory / CAMPAIGN_FILE
     if frozen.exists():
-        before = json.loads(frozen.read_text())
+        before = read_frozen_campaign(directory)
         changed = _changed_keys(before, campaign.resolved)
         if changed:
             raise CampaignError(
@@ -128,7 +203,7 @@ def freeze_campaign(campaign: Campaign, directory: Path, source_text: str | None
         return
     if source_text is not None:
         write_atomically(directory / "campaign.toml", source_text)
-    write_atomically(frozen, json.dumps(campaign.resolved, indent=2))
+    write_atomically(frozen, json.dumps(campaign.resolved, indent=2, allow_nan=False))
 
 
 def record_session(
@@ -136,10 +211,8 @@ def record_session(
 ) -> None:
     """Add this session (versions, devices, command) to the manifest; refuse changed data."""
     path = directory / MANIFEST_FILE
-    manifest = (
-        json.loads(path.read_text())
-        if path.exists()
-        else {
+    manifest = read_manifest(directory) or (
+        {  # a new folder (check_folder refused records without a manifest)
             "campaign_fingerprint": campaign.fingerprint,
             "data_fingerprint": data_fingerprint,
             "engine": campaign.engine,
@@ -197,12 +270,11 @@ class _TrialLoop:
             shared=self.shared,
         )
         if why_not:  # said once per campaign (and process), not once per configuration
-            print(f"population: {why_not}", file=sys.stderr)
+            self.bar.note(f"population: {why_not}")
         elif size > 1 and c.population == "auto":
-            print(
+            self.bar.note(
                 f'population: "auto": runs that share an architecture train together, up to '
-                f"{size} at a time (campaign.population = 1: one at a time)",
-                file=sys.stderr,
+                f"{size} at a time (campaign.population = 1: one at a time)"
             )
         n_asked = -(-size // len(c.seeds))  # configurations whose runs fill one population
         while batch := self._ask(n_asked):
@@ -241,14 +313,15 @@ class _TrialLoop:
                 run = self.store.run(trial, seed)
                 if run is not None and run.status in FINISHED:
                     ended[p, seed] = run.status, run.history, run.failure
-                    self.bar.finish_run()
+                    self.bar.finish_run(trial, seed)
                 else:
                     mine = self.store.start_run(trial, seed)
                     (claimed if mine else held).append(((p, trial, seed, key), values))
         values_of = dict(claimed + held)
 
         def train(tags: list[tuple[int, int, int, str]]) -> None:
-            self.bar.start_run(tags[0][1], tags[0][2], int(values_of[tags[0]]["epochs"]))
+            first = tags[0]
+            self.bar.start_run(first[1], first[2], int(values_of[first]["epochs"]), runs=len(tags))
             members = [
                 Member(
                     values_of[t],
@@ -257,7 +330,10 @@ class _TrialLoop:
                 )
                 for t in tags
             ]
+            population = None  # what `study verify` replays: the members, in order, and how
             if len(tags) > 1:
+                arithmetic = population_arithmetic(masks=c.population_masks)
+                population = {"members": [[t[1], t[2]] for t in tags], **arithmetic}
                 results = train_population(
                     members,
                     builder=c.builder,
@@ -265,7 +341,7 @@ class _TrialLoop:
                     objective=c.objective,
                     direction=c.direction,
                     on_epoch=self.bar.epoch,
-                    masks=c.population_masks,
+                    **arithmetic,
                 )
             else:
                 results = [
@@ -281,18 +357,17 @@ class _TrialLoop:
                     )
                 ]
             for (p, trial, seed, _), result in zip(tags, results, strict=True):
-                self.store.finish_run(trial, seed, result)
+                self.store.finish_run(trial, seed, result, population=population)
                 share_weights(self.store, self.directory, trial, seed)
-                self.bar.finish_run()
+                self.bar.finish_run(trial, seed)
                 ended[p, seed] = result.status, result.history, result.failure
 
         populations, alone = plan_populations(claimed, builder=c.builder, size=size)
         if alone and not getattr(self, "_said_alone", False):
             self._said_alone = True
-            print(
+            self.bar.note(
                 f"population: {len(alone)} run(s) share their architecture with no other "
-                "waiting run (or use batch normalization); they train one at a time",
-                file=sys.stderr,
+                "waiting run (or use batch normalization); they train one at a time"
             )
         for tags in [*populations, *([tag] for tag in alone)]:
             train(tags)
@@ -302,7 +377,7 @@ class _TrialLoop:
                 train([tag])
             else:
                 ended[tag[0], tag[2]] = run.status, run.history, run.failure
-                self.bar.finish_run()
+                self.bar.finish_run(tag[1], tag[2])
         outcomes = []
         for p in range(len(batch)):
             runs = [ended[p, seed] for seed in c.seeds]
@@ -344,7 +419,7 @@ class _TrialLoop:
                 status, history, failure = result.status, result.history, result.failure
             else:
                 status, history, failure = run.status, run.history, run.failure
-            self.bar.finish_run()
+            self.bar.finish_run(trial, seed)
             if status != COMPLETE:  # the configuration is failed or pruned: skip its other seeds
                 self.bar.skip(len(c.seeds) - i - 1)
                 return None, status, failure

@@ -7,7 +7,6 @@ The edge of the program: argv and environment variables are read here and nowher
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shlex
 import sys
@@ -17,8 +16,24 @@ EXPORT_FORMATS = ("csv", "json", "parquet")
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        try:
+            return _main(argv)
+        finally:
+            sys.stdout.flush()  # so that a closed pipe shows here, not at exit
+    except BrokenPipeError:
+        # stdout was closed early (`study ... | head -1`): stop quietly, as Python's docs advise,
+        # with the status of a process that SIGPIPE ended (128 + 13)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
+
+
+def _main(argv: list[str] | None) -> int:
     args = _parser().parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before Keras loads TensorFlow
+    # Before Keras loads TensorFlow: its C++ code logs errors only (study.native_log holds back
+    # the lines it writes before it reads this).
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     try:
         return args.handler(args)
     except KeyboardInterrupt:
@@ -33,11 +48,16 @@ class _UserError(Exception):
     """Bad input: reported in one message, exit status 2."""
 
 
+def _import_backend() -> None:
+    """Import Keras, and with it its backend, without the backend's start-up chatter."""
+    from study.native_log import native_chatter_held
+
+    with native_chatter_held():
+        import keras  # noqa: F401
+
+
 def _run(args: argparse.Namespace) -> int:
-    from study.campaign import CampaignError, run_campaign
     from study.config import ConfigError, load_campaign
-    from study.data import DataError
-    from study.store import StoreError
 
     try:
         campaign = load_campaign(args.campaign)
@@ -58,6 +78,11 @@ def _run(args: argparse.Namespace) -> int:
         f"-> {out}",
         file=sys.stderr,
     )
+    _import_backend()  # after the campaign file is validated: a typo is answered at once
+    from study.campaign import CampaignError, run_campaign
+    from study.data import DataError
+    from study.records import FolderError
+    from study.store import StoreError
     from study.workers import WorkerError, run_workers
 
     try:
@@ -80,7 +105,7 @@ def _run(args: argparse.Namespace) -> int:
                 progress=not args.quiet,
                 isolate=args.runs_per_worker if args.isolate else 0,
             )
-    except (ConfigError, DataError, CampaignError, WorkerError, StoreError) as error:
+    except (ConfigError, DataError, CampaignError, WorkerError, StoreError, FolderError) as error:
         raise _UserError(error) from None
     _print_chosen(campaign.objective, chosen)
     report = _write_report(out)
@@ -93,7 +118,6 @@ def _run(args: argparse.Namespace) -> int:
 
 def _worker(args: argparse.Namespace) -> int:
     """Join a campaign: the trial loop on its shared state, no test evaluation."""
-    from study.campaign import CampaignError, run_campaign
     from study.config import ConfigError, load_campaign
     from study.data import DataError
     from study.store import StoreError
@@ -113,6 +137,10 @@ def _worker(args: argparse.Namespace) -> int:
     command = shlex.join(
         ["study", "worker", *([args.campaign] if args.campaign else []), "--out", args.out]
     )
+    _import_backend()  # after the campaign file is validated: a typo is answered at once
+    from study.campaign import CampaignError, run_campaign
+    from study.records import FolderError
+
     try:
         run_campaign(
             campaign,
@@ -125,7 +153,7 @@ def _worker(args: argparse.Namespace) -> int:
             shared=True,  # other workers train this campaign too
             chief=chief,
         )
-    except (ConfigError, DataError, CampaignError, StoreError) as error:
+    except (ConfigError, DataError, CampaignError, StoreError, FolderError) as error:
         raise _UserError(error) from None
     print(f"worker done: {args.out}")
     return 0
@@ -159,21 +187,18 @@ def _with_storage(campaign, flag: str | None):
         return campaign
     if campaign.engine != "optuna":
         raise _UserError(f"{where}: only the optuna engine takes a storage URL")
-    if is_remote(url):
-        problem = check_storage(url)
-        if problem:
-            raise _UserError(f"{where}: cannot connect to {_masked(url)}: {problem}")
+    problem = check_storage(url)  # before anything is written
+    if problem:
+        verb = "cannot connect to" if is_remote(url) else "cannot use"
+        raise _UserError(f"{where}: {verb} {_masked(url)}: {problem}")
     return with_storage(campaign, flag)
 
 
 def _masked(url: str) -> str:
     """A database URL with its password hidden."""
-    from sqlalchemy.engine import make_url
+    from study.store import masked_url
 
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:
-        return url
+    return masked_url(url)
 
 
 def _worker_environments(args: argparse.Namespace, campaign) -> list[dict[str, str]] | None:
@@ -188,11 +213,6 @@ def _worker_environments(args: argparse.Namespace, campaign) -> list[dict[str, s
         return None
     if args.isolate:
         raise _UserError("--isolate: not with --workers or --gpus (each worker is a process)")
-    if campaign.storage and not campaign.storage.startswith("postgresql"):
-        raise _UserError(
-            f"--storage: {campaign.storage.split(':')[0]} is not for parallel workers; "
-            "use PostgreSQL, or no storage (a journal file in the campaign folder)"
-        )
     return worker_environments(
         workers=args.workers or 1, gpus=args.gpus or (), trials_per_gpu=args.trials_per_gpu or 1
     )
@@ -264,12 +284,13 @@ def _mean_sd(mean: float, sd: float, seeds: int) -> str:
 
 
 def _load_records(directory: str):
+    """The folder's frozen campaign (campaign.json) and its two frames."""
     from study import records
     from study.store import StoreError
 
     try:
-        return records.load(directory)
-    except (FileNotFoundError, StoreError) as error:
+        return records.read_frozen_campaign(directory), records.load(directory)
+    except (records.FolderError, StoreError) as error:
         raise _UserError(error) from None
 
 
@@ -278,21 +299,20 @@ def _verify(args: argparse.Namespace) -> int:
 
     try:
         campaign = frozen_campaign(args.directory)
-        tolerance = default_tolerance(campaign) if args.tolerance is None else args.tolerance
-        checks = verify(args.directory, n_runs=args.trials)
+        tolerance = args.tolerance
+        if tolerance is None:
+            tolerance = default_tolerance(campaign, alone=args.alone)
+        _import_backend()  # without its start-up chatter
+        checks = verify(args.directory, n_runs=args.trials, alone=args.alone)
     except VerifyError as error:
         raise _UserError(error) from None
-    if getattr(campaign, "population", 1) != 1:
-        print(
-            "note: this campaign trained runs together in populations; verify retrains each "
-            "run alone, which matches a population member up to rounding"
-        )
     for check in checks:
+        how = f" (in its population of {check.population})" if check.population > 1 else ""
         where = f" ({check.column}, epoch {check.epoch})" if check.epoch else ""
         why = f": {check.failure}" if check.failure else ""
         verdict = "ok" if check.max_difference <= tolerance else "DIFFERS"
         print(
-            f"trial {check.trial} seed {check.seed}: largest difference "
+            f"trial {check.trial} seed {check.seed}{how}: largest difference "
             f"{check.max_difference:.3g}{where}{why}  {verdict}"
         )
     worst = max(check.max_difference for check in checks)
@@ -309,8 +329,7 @@ def _status(args: argparse.Namespace) -> int:
     from study.records import rank_configurations
     from study.results import direction_of
 
-    trials, _ = _load_records(args.directory)
-    resolved = json.loads((Path(args.directory) / "campaign.json").read_text())
+    resolved, (trials, _) = _load_records(args.directory)
     c = resolved["campaign"]
     print(f"{c['name']}: {c['engine']} {c['strategy']}, seeds {c['seeds']}")
     counts = trials["status"].value_counts().sort_index() if len(trials) else {}
@@ -335,16 +354,19 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    trials, epochs = _load_records(args.directory)
+    _, (trials, epochs) = _load_records(args.directory)
     written = []
     for name, frame in (("trials", trials), ("epochs", epochs)):
         path = Path(args.directory) / f"{name}.{args.format}"
-        if args.format == "csv":
-            frame.to_csv(path, index=False)
-        elif args.format == "json":
-            frame.to_json(path, orient="records", indent=1)
-        else:
-            frame.to_parquet(path, index=False)
+        try:
+            if args.format == "csv":
+                frame.to_csv(path, index=False)
+            elif args.format == "json":
+                frame.to_json(path, orient="records", indent=1)
+            else:
+                frame.to_parquet(path, index=False)
+        except OSError as error:  # a folder where the file goes, or a full disk
+            raise _UserError(f"{path}: cannot write it ({error.strerror or error})") from None
         written.append(str(path))
     print("\n".join(written))
     return 0
@@ -354,12 +376,13 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="study", description="Hyperparameter search and regularization studies for Keras."
     )
+    parser.add_argument("--version", action="version", version=f"study {_version()}")
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
     run = commands.add_parser("run", help="run or resume a campaign")
     run.add_argument("campaign", nargs="?", help="campaign TOML file (default: the built-in one)")
     run.add_argument("--out", help="campaign folder (default: runs/<campaign name>)")
-    run.add_argument("--quiet", action="store_true", help="no progress bar")
+    run.add_argument("--quiet", action="store_true", help="no progress (bar or lines)")
     run.add_argument(
         "--isolate",
         action="store_true",
@@ -393,7 +416,7 @@ def _parser() -> argparse.ArgumentParser:
     worker.add_argument("campaign", nargs="?", help="campaign TOML file (default: built-in)")
     worker.add_argument("--out", required=True, help="this machine's campaign folder")
     worker.add_argument("--storage", metavar="URL", help="the campaign's PostgreSQL URL")
-    worker.add_argument("--quiet", action="store_true", help="no progress bar")
+    worker.add_argument("--quiet", action="store_true", help="no progress (bar or lines)")
     worker.add_argument("--launched", action="store_true", help=argparse.SUPPRESS)
     worker.set_defaults(handler=_worker)
 
@@ -408,7 +431,14 @@ def _parser() -> argparse.ArgumentParser:
         "--tolerance",
         type=_non_negative_float,
         metavar="T",
-        help="largest absolute difference allowed (default 1e-6; 1e-2 if not deterministic)",
+        help="largest absolute difference allowed (default 1e-6; 1e-2 if not deterministic "
+        "or with --alone)",
+    )
+    verify.add_argument(
+        "--alone",
+        action="store_true",
+        help="retrain every run alone, even one that trained in a population (equal up to "
+        "rounding only)",
     )
     verify.set_defaults(handler=_verify)
 
@@ -430,6 +460,16 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--format", choices=EXPORT_FORMATS, required=True)
     export.set_defaults(handler=_export)
     return parser
+
+
+def _version() -> str:
+    """The installed package's version (package metadata)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("regstudy")
+    except PackageNotFoundError:
+        return "(not installed)"
 
 
 def _positive_int(text: str) -> int:

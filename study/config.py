@@ -9,15 +9,17 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
+import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from search_spaces import (
     BUILDER_KEYS,
+    MAX_GRID,
     PRESETS,
     TRAIN_KEYS,
     Choice,
@@ -37,6 +39,11 @@ STRATEGIES = {
 }
 PRUNERS = ("none", "median", "hyperband")
 TASK_METRICS = {"classification": ("loss", "accuracy"), "regression": ("loss", "mae")}
+# A campaign's name is a folder name (runs/<name>), an Optuna study name and a database key.
+NAME_RULE = "1 to 100 letters, digits, '.', '_' or '-', not starting with '.'"
+_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}")
+MAX_SEEDS = 1_000
+MAX_POPULATION = 4_096
 
 
 class ConfigError(ValueError):
@@ -77,7 +84,8 @@ class Campaign:
     @property
     def fingerprint(self) -> str:
         """sha256 of the resolved campaign: equal fingerprints train equal trials."""
-        return hashlib.sha256(json.dumps(self.resolved, sort_keys=True).encode()).hexdigest()
+        text = json.dumps(self.resolved, sort_keys=True, allow_nan=False)
+        return hashlib.sha256(text.encode()).hexdigest()
 
     def values(self, searched: Mapping[str, Any]) -> dict[str, Any]:
         """Every model and training value of one configuration: fixed ones, then searched ones."""
@@ -134,8 +142,8 @@ def parse_campaign(raw: Mapping[str, Any], *, source: str = "campaign") -> Campa
     if isinstance(d["dataset"], str) and not _is_dataset_spec(d["dataset"]):
         problems.append(f"data.dataset: {d['dataset']!r} is not a dataset (forms: {SPEC_FORMS})")
     builder = tables["model"].get("builder", "mlp")
-    if builder not in BUILDER_KEYS:
-        problems.append(f"model.builder: {builder!r} is not one of {', '.join(BUILDER_KEYS)}")
+    if not isinstance(builder, str) or builder not in BUILDER_KEYS:
+        problems.append(f"model.builder: {_clip(builder)} is not one of {', '.join(BUILDER_KEYS)}")
         builder = "mlp"
     model_keys = {"builder": KeySpec(str, "mlp")} | BUILDER_KEYS[builder]
     m = reader.section("model", tables["model"], model_keys)
@@ -212,12 +220,20 @@ def _combination_problems(
         )
     if c["storage"] is not None and c["engine"] != "optuna":
         problems.append("campaign.storage: only the optuna engine takes a storage URL")
+    if isinstance(c["name"], str) and not _NAME.fullmatch(c["name"]):
+        problems.append(
+            f"campaign.name: {_clip(c['name'])} is not a safe name ({NAME_RULE}); it names the "
+            "folder runs/<name> and the Optuna study"
+        )
     population = c["population"]
     if population != "auto" and not (
-        isinstance(population, int) and not isinstance(population, bool) and population >= 1
+        isinstance(population, int)
+        and not isinstance(population, bool)
+        and 1 <= population <= MAX_POPULATION
     ):
         problems.append(
-            f'campaign.population: {population!r} is not an integer >= 1 or "auto" '
+            f"campaign.population: {_clip(population)} is not an integer in "
+            f'[1, {MAX_POPULATION:,}] or "auto" '
             "(the number of runs trained together; 1 = one at a time)"
         )
     all_metrics = sorted({f"val_{m}" for metrics in TASK_METRICS.values() for m in metrics})
@@ -226,16 +242,20 @@ def _combination_problems(
             f"campaign.objective: {c['objective']!r} is not one of {', '.join(all_metrics)} "
             "(the validation split chooses; the test split never does)"
         )
-    if not isinstance(c["seeds"], list):
+    seeds = c["seeds"]
+    if not isinstance(seeds, list):
         problems.append("campaign.seeds: must be a list of integers, like [0, 1, 2]")
-    elif not c["seeds"] or len(set(c["seeds"])) != len(c["seeds"]):
-        problems.append(f"campaign.seeds: needs one or more distinct seeds, got {c['seeds']}")
+    elif not seeds or len(set(map(repr, seeds))) != len(seeds):
+        problems.append(f"campaign.seeds: needs one or more distinct seeds, got {_clip(seeds)}")
+    elif len(seeds) > MAX_SEEDS:
+        problems.append(f"campaign.seeds: {len(seeds):,} seeds, more than {MAX_SEEDS:,}")
     for name, param in space.params.items():
         section = "train" if name in TRAIN_KEYS else "model"
         if name in tables[section]:
             problems.append(f"space.{name}: also fixed in {section}.{name}; keep one")
         if c["strategy"] == "grid" and isinstance(param, Float) and param.step is None:
             problems.append(f"space.{name}: a grid needs a list or a range with a step")
+    problems += _grid_problems(c["strategy"], space)
     if c["strategy"] == "hyperband" and "epochs" in space.params:
         problems.append("space.epochs: hyperband chooses the epochs itself; fix train.epochs")
     for list_key, count_key in (("units", "hidden_layers"), ("filters", "conv_blocks")):
@@ -252,18 +272,43 @@ def _combination_problems(
     return problems
 
 
+def _grid_problems(strategy: str, space: SearchSpace) -> list[str]:
+    """A grid above MAX_GRID configurations, counted without listing it (KerasTuner's grid
+    lists each parameter's values, so this bounds each parameter too)."""
+    continuous = any(isinstance(p, Float) and p.step is None for p in space.params.values())
+    if strategy != "grid" or continuous:
+        return []
+    size = space.grid_size()
+    if size <= MAX_GRID:
+        return []
+    counts = sorted(((p.count(), n) for n, p in space.params.items()), reverse=True)
+    keys = ", ".join(f"{name}: {count:,} values" for count, name in counts if count > 1)
+    return [
+        f"space: the grid has {size:,} configurations ({keys}), more than the limit of "
+        f"{MAX_GRID:,}; use fewer values or a larger step, or a strategy that tries max_trials"
+    ]
+
+
 def _candidates(key: str, fixed: Mapping[str, Any], space: SearchSpace) -> list[Any]:
-    """The values `key` may take: its grid if searched (a range: its ends), else its fixed value."""
+    """The values `key` may take: a list's values, a range's ends, else its fixed value."""
     if key in space.params:
         param = space.params[key]
-        return (
-            list(param.grid_values()) if not isinstance(param, Float) else [param.low, param.high]
-        )
+        if isinstance(param, Int):
+            return [param.low, param.point(param.count() - 1)]
+        if isinstance(param, Float):
+            return [param.low, param.high]
+        return list(param.grid_values())
     return [fixed[key]] if key in fixed else []
 
 
+def _clip(value: Any, width: int = 40) -> str:
+    """repr(value), cut to `width` characters (a 5,000-character name is not repeated whole)."""
+    text = repr(value)
+    return text if len(text) <= width else f"{text[: width - 3]}..."
+
+
 _CAMPAIGN_KEYS = {
-    "name": KeySpec(str, "campaign"),
+    "name": KeySpec(str, "campaign", doc=NAME_RULE),
     "engine": KeySpec(str, "optuna", choices=tuple(STRATEGIES)),
     "strategy": KeySpec(
         str, "grid", choices=tuple(sorted({s for v in STRATEGIES.values() for s in v}))
@@ -276,11 +321,11 @@ _CAMPAIGN_KEYS = {
         high=2**31 - 1,
         doc="seeds the sampler, the validation split, `limit`, and every run's derived seed",
     ),
-    "max_trials": KeySpec(int, 20, low=1),
+    "max_trials": KeySpec(int, 20, low=1, high=100_000),
     "objective": KeySpec(str, "val_accuracy"),
     "pruner": KeySpec(str, "none", choices=PRUNERS),
     "storage": KeySpec(str, None, doc="Optuna storage URL; default: SQLite in the campaign folder"),
-    "max_consecutive_failures": KeySpec(int, 5, low=1),
+    "max_consecutive_failures": KeySpec(int, 5, low=1, high=100_000),
     "deterministic": KeySpec(
         bool, True, doc="deterministic ops (TensorFlow op determinism); reruns give equal curves"
     ),
@@ -330,8 +375,10 @@ class _Reader:
         for key, value in table.items():
             if key not in specs:
                 self.problems.append(f"{name}.{key}: unknown key{_suggest(key, specs)}")
-            else:
-                out[key] = self.value(f"{name}.{key}", specs[key], value)
+            else:  # a bad value is reported once; later checks see the default
+                known = len(self.problems)
+                value = self.value(f"{name}.{key}", specs[key], value)
+                out[key] = value if len(self.problems) == known else specs[key].default
         return out
 
     def space(self, table: Mapping[str, Any], builder: str) -> SearchSpace | None:
@@ -340,8 +387,10 @@ class _Reader:
         table = dict(table)
         preset = table.pop("preset", None)
         if preset is not None:
-            if preset not in PRESETS:
-                self.problems.append(f"space.preset: {preset!r} is not one of {', '.join(PRESETS)}")
+            if not isinstance(preset, str) or preset not in PRESETS:
+                self.problems.append(
+                    f"space.preset: {_clip(preset)} is not one of {', '.join(PRESETS)}"
+                )
             else:
                 params.update(PRESETS[preset](builder).params)
         for name, value in table.items():
@@ -361,6 +410,7 @@ class _Reader:
     def param(
         self, key: str, spec: KeySpec, value: Any, before: Mapping[str, Param]
     ) -> Param | None:
+        spec = replace(spec, per_layer=False)  # one width for all layers: a list is refused
         if isinstance(value, list):
             value = {"values": value}
         if not isinstance(value, dict):
@@ -376,8 +426,12 @@ class _Reader:
                 f"{key}: unknown field {unknown[0]!r} (expected {', '.join(sorted(allowed))})"
             )
             return None
+        known = len(self.problems)
         condition = self.condition(key, value.get("when"), before)
         try:
+            if "values" in value and not isinstance(value["values"], list):
+                self.problems.append(f"{key}.values: must be a list, got {_clip(value['values'])}")
+                return None
             if "values" in value:
                 if any(isinstance(v, (list, dict)) for v in value["values"]):
                     self.problems.append(
@@ -391,22 +445,17 @@ class _Reader:
                 self.problems.append(f"{key}: a range needs low and high")
                 return None
             low, high = (self.value(key, spec, value[b]) for b in ("low", "high"))
+            log = self.value(f"{key}.log", KeySpec(bool, False), value.get("log", False))
+            step = value.get("step")
+            if step is not None and spec.kind in (int, float):
+                step = self.value(f"{key}.step", KeySpec(spec.kind, None, low=0), step)
+            if len(self.problems) > known:
+                return None
             if spec.kind is int:
-                return Int(
-                    low,
-                    high,
-                    step=value.get("step", 1),
-                    log=value.get("log", False),
-                    condition=condition,
-                )
+                step = 1 if step is None else step
+                return Int(low, high, step=step, log=log, condition=condition)
             if spec.kind is float:
-                return Float(
-                    low,
-                    high,
-                    log=value.get("log", False),
-                    step=value.get("step"),
-                    condition=condition,
-                )
+                return Float(low, high, log=log, step=step, condition=condition)
             self.problems.append(f"{key}: {spec.kind.__name__} values take a list, not a range")
         except (ValueError, TypeError) as error:
             self.problems.append(f"{key}: {error}")
@@ -425,7 +474,28 @@ class _Reader:
             self.problems.append(f"{key}.when: {parent!r} must be a searched key listed before it")
             return None
         values = tuple(values) if isinstance(values, list) else (values,)
+        problem = _never_taken(before[parent], values)
+        if problem:
+            self.problems.append(f"{key}.when: {parent} {problem}")
+            return None
         return Condition(parent, values)
+
+
+def _never_taken(parent: Param, values: tuple[Any, ...]) -> str | None:
+    """What is wrong with a condition on `parent` that names `values`, if anything."""
+    if not values:
+        return "needs one or more values"
+    if isinstance(parent, Float) and parent.step is None:
+        return "is a continuous range, which takes no value exactly; give it a list or a step"
+    taken = parent.points_among(values)
+    never = [v for v in values if v not in taken]
+    if not never:
+        return None
+    if isinstance(parent, (Int, Float)):
+        takes = f"{parent.low} to {parent.high} in steps of {parent.step}"
+    else:
+        takes = ", ".join(map(repr, parent.grid_values()))
+    return f"never takes {_clip(never[0])} (it takes {takes})"
 
 
 def _is_dataset_spec(spec: str) -> bool:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,6 +31,9 @@ _IDX_FILES = (
 # IDX type byte -> big-endian numpy dtype.
 _IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 _HOLDOUT_SEED = 0  # fixed, so a held-out test split never changes between campaigns
+# Class labels are 0 to K-1 (K output units): K at most MAX_CLASSES, and at most twice the number
+# of distinct labels plus 10, so that a stray label (1e9 among 0s and 1s) builds no absurd layer.
+MAX_CLASSES = 100_000
 
 # (x_train, y_train, x_test, y_test); x_test/y_test are None when test must be held out.
 _Raw = tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]
@@ -118,6 +122,12 @@ def load_dataset(
                     f"the training labels {_describe(classes)}"
                 )
         n_outputs = int(classes[-1]) + 1
+        if n_outputs > 2 * len(classes) + 10:
+            raise DataError(
+                f"{spec}: the largest class label is {classes[-1]} but there are only "
+                f"{len(classes)} distinct labels {_describe(classes)}; number the classes "
+                "0 to K-1 (K may be at most twice the number of classes plus 10)"
+            )
     else:
         y_tr = y_tr.astype(np.float32)
         y_te = y_te.astype(np.float32) if given_test else None
@@ -185,6 +195,11 @@ def _labels(spec: str, part: str, y: np.ndarray) -> np.ndarray:
         raise DataError(f"{spec}: {part} class labels are not whole numbers")
     if y.min() < 0:
         raise DataError(f"{spec}: {part} class labels are negative (min {y.min()})")
+    if y.max() >= MAX_CLASSES:
+        raise DataError(
+            f"{spec}: {part} class label {y.max()} is too large: classes are numbered 0 to K-1, "
+            f"with K at most {MAX_CLASSES:,}"
+        )
     return y.astype(np.int64)
 
 
@@ -255,7 +270,7 @@ def _read_keras(name: str) -> _Raw:
         )
         raise DataError(
             f"{name}: keras.datasets.{name}.load_data() failed "
-            f"({type(e).__name__}: {e}); offline, {hint}"
+            f"({type(e).__name__}: {_one_line(e)}); offline, {hint}"
         ) from e
     return np.asarray(x_tr), np.asarray(y_tr), np.asarray(x_te), np.asarray(y_te)
 
@@ -277,7 +292,7 @@ def _parse_idx(spec: str, path: Path) -> np.ndarray:
     try:
         raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
     except (OSError, EOFError, gzip.BadGzipFile) as e:
-        raise DataError(f"{spec}: cannot read {path}: {e}") from e
+        raise DataError(f"{spec}: cannot read {path}: {_one_line(e)}") from e
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES:
         raise DataError(f"{spec}: {path} is not an IDX file (bad magic number {raw[:4].hex()})")
     dtype, ndim = np.dtype(_IDX_DTYPES[raw[2]]), raw[3]
@@ -293,8 +308,11 @@ def _read_npz(spec: str, path: Path) -> _Raw:
     try:
         with np.load(path, allow_pickle=False) as f:
             arrays = {k: f[k] for k in f.files}
-    except Exception as e:  # bad zip, pickled objects, not an npz at all
-        raise DataError(f"{spec}: cannot read {path} as .npz: {e}") from e
+    except Exception as e:  # unreadable, not an npz at all, a damaged zip, pickled objects
+        # np.load reads what is no zip archive as a pickle, and names pickles in its message
+        zipped = isinstance(e, OSError) or zipfile.is_zipfile(path)
+        why = _one_line(e) if zipped else "not a zip archive, as numpy.savez writes"
+        raise DataError(f"{spec}: cannot read {path} as .npz: {why}") from e
     if {"x_train", "y_train", "x_test", "y_test"} <= arrays.keys():
         return arrays["x_train"], arrays["y_train"], arrays["x_test"], arrays["y_test"]
     if {"x", "y"} <= arrays.keys():
@@ -312,7 +330,7 @@ def _read_csv(spec: str, path: Path) -> _Raw:
     try:
         df = pd.read_csv(path)
     except Exception as e:  # empty file, bad encoding, ragged rows
-        raise DataError(f"{spec}: cannot read {path} as CSV: {e}") from e
+        raise DataError(f"{spec}: cannot read {path} as CSV: {_one_line(e)}") from e
     if len(df.columns) < 2:
         raise DataError(
             f"{spec}: {path} needs a header row with at least one feature and one label column"
@@ -322,7 +340,13 @@ def _read_csv(spec: str, path: Path) -> _Raw:
         x = df.drop(columns=[label]).to_numpy(dtype=np.float32)
         y = df[label].to_numpy(dtype=np.float64)
     except (ValueError, TypeError) as e:
-        raise DataError(f"{spec}: non-numeric value in {path}: {e}") from e
+        raise DataError(f"{spec}: non-numeric value in {path}: {_one_line(e)}") from e
     if len(y) and np.isfinite(y).all() and np.all(np.mod(y, 1) == 0):
-        y = y.astype(np.int64)
+        y = _labels(spec, "training", y)
     return x, y, None, None
+
+
+def _one_line(error: Exception) -> str:
+    """A library's error message on one line (pandas ends some with a newline, others span
+    several), so that a DataError stays one line."""
+    return " ".join(str(error).split())

@@ -162,8 +162,11 @@ def _serve() -> int:
         data, deterministic = pickle.load(requests)
     except EOFError:
         return 0
-    from study.backend import set_determinism
-    from study.trial import train_run
+    from study.native_log import native_chatter_held
+
+    with native_chatter_held():  # Keras loads its backend here
+        from study.backend import set_determinism
+        from study.trial import train_run
 
     set_determinism(deterministic)
 

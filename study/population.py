@@ -33,11 +33,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import keras
 import numpy as np
 
 from search_spaces import defaults
 from search_spaces.stacked import StackedModel, member_optimizer
-from study.backend import has_accelerator
+from study.backend import determinism_enabled, has_accelerator
 from study.data import Dataset
 from study.results import COMPLETE, FAILED, RunResult
 from study.seeding import data_order
@@ -109,8 +110,8 @@ def train_population(
     start = time.perf_counter()
     values = [defaults(builder) | dict(m.values) for m in members]
     fresh_session(values[0]["precision"])  # members share it (not one of MEMBER_KEYS)
-    if conv == "auto":
-        conv = "grouped" if has_accelerator() else "loop"
+    arithmetic = population_arithmetic(masks=masks, order=order, jit_compile=jit_compile, conv=conv)
+    jit_compile, conv = arithmetic["jit_compile"], arithmetic["conv"]
     model = StackedModel(
         values,
         [m.seed for m in members],
@@ -179,6 +180,28 @@ def train_population(
         RunResult(status=t.status, history=t.history, duration_s=duration, failure=t.failure)
         for t in trackers
     ]
+
+
+def population_arithmetic(
+    *,
+    masks: str = "member",
+    order: str = "member",
+    jit_compile: bool | str = "auto",
+    conv: str = "auto",
+) -> dict[str, Any]:
+    """The settings of `train_population` that change its float arithmetic, "auto" resolved as
+    on this machine: what a campaign records with each population, and `study verify` replays.
+
+    `jit_compile="auto"` follows Keras's rule (`Trainer._resolve_auto_jit_compile`): XLA with
+    JAX, and with TensorFlow on an accelerator without op determinism; never with PyTorch."""
+    if conv == "auto":
+        conv = "grouped" if has_accelerator() else "loop"
+    if jit_compile == "auto":
+        backend = keras.backend.backend()
+        jit_compile = backend == "jax" or (
+            backend == "tensorflow" and has_accelerator() and not determinism_enabled()
+        )
+    return {"masks": masks, "order": order, "jit_compile": bool(jit_compile), "conv": conv}
 
 
 _EVAL_BYTES = 64 * 2**20  # activations of one validation step, about

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -19,10 +20,18 @@ from typing import Any, NamedTuple
 import numpy as np
 import pandas as pd
 
+from study.manifest import MANIFEST_FILE
 from study.results import COMPLETE, direction_of
 from study.store import STORE_NAME, RecordStore, is_remote
 
 CAMPAIGN_FILE = "campaign.json"
+# What every reader of campaign.json relies on: each table, and the [campaign] keys with types.
+_FROZEN_TABLES = ("campaign", "data", "model", "train", "space")
+_FROZEN_KEYS = {"name": str, "engine": str, "strategy": str, "seeds": list, "objective": str}
+
+
+class FolderError(ValueError):
+    """A campaign folder that cannot be used: not one, a damaged file in it, or not writable."""
 
 
 class Records(NamedTuple):
@@ -30,16 +39,89 @@ class Records(NamedTuple):
     epochs: pd.DataFrame
 
 
+def read_frozen_campaign(directory: str | Path) -> dict[str, Any]:
+    """The resolved campaign a folder froze (DIR/campaign.json), checked for the tables and
+    keys that its readers use."""
+    path = Path(directory) / CAMPAIGN_FILE
+    if not path.exists():
+        raise FolderError(f"{directory}: not a campaign folder (no {CAMPAIGN_FILE})")
+    resolved = read_json_file(path)
+    if not isinstance(resolved, dict):
+        raise FolderError(f"{path}: damaged: holds a {type(resolved).__name__}, not the tables")
+    missing = [t for t in _FROZEN_TABLES if not isinstance(resolved.get(t), dict)]
+    if missing:
+        raise FolderError(f"{path}: damaged: no table {missing[0]!r}")
+    campaign = resolved["campaign"]
+    for key, kind in _FROZEN_KEYS.items():
+        if not isinstance(campaign.get(key), kind):
+            raise FolderError(f"{path}: damaged: campaign.{key} missing or not a {kind.__name__}")
+    if not isinstance(campaign.get("storage"), str | None):
+        raise FolderError(f"{path}: damaged: campaign.storage is not a string")
+    return resolved
+
+
+def read_manifest(directory: str | Path) -> dict[str, Any] | None:
+    """DIR/manifest.json, checked for the keys its readers use; None when there is none."""
+    path = Path(directory) / MANIFEST_FILE
+    if not path.exists() and not path.is_symlink():
+        return None
+    manifest = read_json_file(path)
+    if not isinstance(manifest, dict):
+        raise FolderError(f"{path}: damaged: holds a {type(manifest).__name__}, not an object")
+    if not isinstance(manifest.get("data_fingerprint"), str):
+        raise FolderError(f"{path}: damaged: data_fingerprint is missing or not a string")
+    if not isinstance(manifest.get("sessions"), list):
+        raise FolderError(f"{path}: damaged: sessions is missing or not a list")
+    return manifest
+
+
+def read_json_file(path: Path) -> Any:
+    """A JSON file of the folder, or FolderError naming it and what is wrong."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise FolderError(f"{path}: cannot read it ({error.strerror})") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise FolderError(f"{path}: damaged: not valid JSON ({error})") from None
+
+
+def check_writable(directory: str | Path, *, flag: str = "", why: str = "") -> None:
+    """Refuse a folder that cannot be created or written in, without writing anything to it:
+    `flag` (such as "--out") names where the folder came from, `why` why it must be written."""
+    directory = Path(directory)
+    where = f"{flag} {directory}" if flag else str(directory)
+    existing = next(p for p in (directory, *directory.parents) if p.exists() or p.is_symlink())
+    if not existing.is_dir():
+        what = "is a file" if existing == directory else f"is under a file ({existing})"
+        raise FolderError(f"{where}: {what}, not a folder")
+    try:  # an unnamed file (O_TMPFILE): the real test, whoever runs it, leaves nothing behind
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as error:
+        place = "it" if existing == directory else str(existing)
+        raise FolderError(
+            f"{where}: cannot write in {place} ({error.strerror}){why}; "
+            "copy the folder somewhere writable"
+        ) from None
+
+
+def open_records(directory: Path, campaign: Mapping[str, Any]) -> RecordStore:
+    """The record store of a folder's campaign (its frozen [campaign] table), opened to read:
+    nothing is created or changed."""
+    storage = campaign.get("storage")  # a shared database holds the records of this campaign
+    if not is_remote(storage):
+        if not (directory / STORE_NAME).exists():
+            raise FolderError(f"{directory}: not a campaign folder (no {STORE_NAME})")
+        check_writable(directory, why=f", which SQLite needs to read {STORE_NAME}")
+    return RecordStore.for_campaign(directory, campaign["name"], storage, create=False)
+
+
 def load(directory: str | Path) -> Records:
     """The trials and epochs frames of the campaign in `directory`."""
     directory = Path(directory)
-    if not (directory / CAMPAIGN_FILE).exists():
-        raise FileNotFoundError(f"{directory}: not a campaign folder (no {CAMPAIGN_FILE})")
-    campaign = json.loads((directory / CAMPAIGN_FILE).read_text())["campaign"]
-    storage = campaign.get("storage")  # a shared database holds the records of this campaign
-    if not is_remote(storage) and not (directory / STORE_NAME).exists():
-        raise FileNotFoundError(f"{directory}: not a campaign folder (no {STORE_NAME})")
-    store = RecordStore.for_campaign(directory, campaign["name"], storage)
+    campaign = read_frozen_campaign(directory)["campaign"]
+    read_manifest(directory)
+    store = open_records(directory, campaign)
     try:
         configurations, runs = store.configurations(), store.runs()
     finally:

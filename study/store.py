@@ -15,10 +15,12 @@ whatever the engine proposes, and a pair left RUNNING by a killed process is tra
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
 import socket
+import sqlite3
 import threading
 import time
 import uuid
@@ -67,6 +69,14 @@ _meta = sa.Table(
     sa.Column("key", sa.Text, primary_key=True),
     sa.Column("value", sa.Text, nullable=False),
 )
+_populations = sa.Table(  # which runs trained together, for the runs trained in a population
+    "populations",
+    _metadata,
+    sa.Column("campaign", sa.Text, primary_key=True),
+    sa.Column("trial", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("seed", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("population", sa.Text, nullable=False),  # JSON: members [[trial, seed], ...], ...
+)
 _weights = sa.Table(  # best-epoch weights, for a store that workers on other machines share
     "weights",
     _metadata,
@@ -103,7 +113,18 @@ def store_url(directory: str | Path, storage: str | None) -> str:
 
 
 def check_storage(url: str, *, timeout_s: int = 5) -> str | None:
-    """Why a database URL cannot be used, or None when it can be connected to."""
+    """Why a storage URL cannot be used, or None when it is a PostgreSQL database that can be
+    connected to. Nothing is written. Other databases are refused: SQLite is the default, in
+    the campaign folder, and a campaign file may not place a file outside its folder."""
+    try:
+        backend = sa.engine.make_url(url).get_backend_name()
+    except sa.exc.ArgumentError:
+        return "not a database URL (expected postgresql://USER@HOST/DB)"
+    if backend != "postgresql":
+        return (
+            f"{backend!r} is not supported: give a PostgreSQL URL (postgresql://USER@HOST/DB), "
+            "or no storage for SQLite files in the campaign folder"
+        )
     try:
         engine = sa.create_engine(url, connect_args={"connect_timeout": timeout_s})
     except ModuleNotFoundError as error:
@@ -165,22 +186,33 @@ class RecordStore:
         campaign: str = "",
         heartbeat_s: float = HEARTBEAT_S,
         stale_after_s: float = STALE_AFTER_S,
+        create: bool = True,
     ) -> None:
+        """`create=False` opens an existing store to read it: nothing is created or changed,
+        and a file that holds no records is refused."""
         url = str(location) if "://" in str(location) else f"sqlite:///{location}"
-        self.url, self.campaign = url, campaign
+        self.url, self.campaign, self.location = url, campaign, location
         self.heartbeat_s, self.stale_after_s = heartbeat_s, stale_after_s
         self.worker = worker_id()
         self.is_sqlite = url.startswith("sqlite")
+        if self.is_sqlite and Path(location).is_dir():
+            raise StoreError(f"{location}: a folder where a SQLite file should be")
         if self.is_sqlite:
             self._engine = sa.create_engine(
                 url, connect_args={"timeout": 60, "check_same_thread": False}
             )
-            sa.event.listen(self._engine, "connect", _sqlite_connect)
+            if create:  # WAL is in the file's header once set: a reader needs not set it
+                sa.event.listen(self._engine, "connect", _sqlite_connect)
             sa.event.listen(self._engine, "begin", _sqlite_begin)
         else:
             self._engine = sa.create_engine(url, pool_pre_ping=True)
-        self._write(lambda conn: _metadata.create_all(conn))
-        self._check_format(location)
+        try:
+            if create:
+                self._write(lambda conn: _metadata.create_all(conn))
+            self._check_format(location)
+        except sa.exc.SQLAlchemyError as error:
+            self._engine.dispose()
+            raise _unusable(location, error) from None
         self._held: set[tuple[int, int]] = set()
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -188,7 +220,12 @@ class RecordStore:
 
     def _check_format(self, location: str | Path) -> None:
         """Refuse a store an older version wrote (no claim columns), rather than fail later."""
-        columns = {c["name"] for c in sa.inspect(self._engine).get_columns("runs")}
+        inspector = sa.inspect(self._engine)
+        missing = [t for t in ("configurations", "runs") if not inspector.has_table(t)]
+        if missing:
+            self._engine.dispose()
+            raise StoreError(f"{location}: holds no records (no {missing[0]} table)")
+        columns = {c["name"] for c in inspector.get_columns("runs")}
         if not {"campaign", "worker", "heartbeat"} <= columns:
             self._engine.dispose()
             raise StoreError(
@@ -197,11 +234,13 @@ class RecordStore:
             )
 
     @classmethod
-    def for_campaign(cls, directory: str | Path, name: str, storage: str | None) -> RecordStore:
+    def for_campaign(
+        cls, directory: str | Path, name: str, storage: str | None, *, create: bool = True
+    ) -> RecordStore:
         """The store of a campaign: DIR/records.sqlite, or its rows in the shared database."""
         if is_remote(storage):
-            return cls(storage, campaign=name)
-        return cls(Path(directory) / STORE_NAME)
+            return cls(storage, campaign=name, create=create)
+        return cls(Path(directory) / STORE_NAME, create=create)
 
     @property
     def shares_weights(self) -> bool:
@@ -231,8 +270,11 @@ class RecordStore:
         raise AssertionError("unreachable")
 
     def _read(self, statement: Any) -> list[Any]:
-        with self._engine.connect() as conn:
-            return list(conn.execute(statement))
+        try:
+            with self._engine.connect() as conn:
+                return list(conn.execute(statement))
+        except sa.exc.DatabaseError as error:  # damaged pages surface when they are read
+            raise _unusable(self.location, error) from None
 
     def _now(self, conn: sa.Connection) -> float:
         """Seconds since the epoch on the database's clock (one clock for every machine)."""
@@ -339,11 +381,22 @@ class RecordStore:
             return True
         return is_stale_worker(worker)
 
-    def finish_run(self, trial: int, seed: int, result: RunResult) -> None:
-        c = _runs.c
+    def finish_run(
+        self,
+        trial: int,
+        seed: int,
+        result: RunResult,
+        *,
+        population: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Record a run's outcome and, in the same transaction, the population it trained in
+        (its `members` [[trial, seed], ...] in order, and the settings of its arithmetic);
+        None: it trained alone (a population recorded by an earlier, killed attempt is dropped)."""
+        c, p = _runs.c, _populations.c
         self._release(trial, seed)
-        self._write(
-            lambda conn: conn.execute(
+
+        def work(conn: sa.Connection) -> None:
+            conn.execute(
                 _runs.update()
                 .where(c.campaign == self.campaign, c.trial == trial, c.seed == seed)
                 .values(
@@ -354,7 +407,32 @@ class RecordStore:
                     heartbeat=None,
                 )
             )
+            conn.execute(
+                _populations.delete().where(
+                    p.campaign == self.campaign, p.trial == trial, p.seed == seed
+                )
+            )
+            if population is not None:
+                conn.execute(
+                    _populations.insert().values(
+                        campaign=self.campaign,
+                        trial=trial,
+                        seed=seed,
+                        population=json.dumps(dict(population), sort_keys=True),
+                    )
+                )
+
+        self._write(work)
+
+    def populations(self) -> dict[tuple[int, int], dict[str, Any]]:
+        """(trial, seed) -> the population that run trained in; runs trained alone are absent."""
+        p = _populations.c
+        if not sa.inspect(self._engine).has_table("populations"):  # opened to read, and older
+            return {}
+        rows = self._read(
+            sa.select(p.trial, p.seed, p.population).where(p.campaign == self.campaign)
         )
+        return {(trial, seed): json.loads(population) for trial, seed, population in rows}
 
     def running(self) -> int:
         """Runs that a live worker holds now (stale claims not counted)."""
@@ -376,6 +454,14 @@ class RecordStore:
             .group_by(c.status)
         )
         return {status: int(n) for status, n in rows}
+
+    def finished_runs(self) -> list[tuple[int, int]]:
+        """(trial, seed) of the runs that are COMPLETE, FAILED or PRUNED."""
+        c = _runs.c
+        rows = self._read(
+            sa.select(c.trial, c.seed).where(c.campaign == self.campaign, c.status.in_(FINISHED))
+        )
+        return [(int(trial), int(seed)) for trial, seed in rows]
 
     def set_test(self, trial: int, seed: int, metrics: Mapping[str, float]) -> None:
         c = _runs.c
@@ -460,6 +546,37 @@ class RecordStore:
             sa.select(c.data).where(c.campaign == self.campaign, c.trial == trial, c.seed == seed)
         )
         return bytes(rows[0][0]) if rows else None
+
+
+def _unusable(location: str | Path, error: Exception) -> StoreError:
+    """A database error opening or reading a store, as one line naming the store."""
+    where = masked_url(str(location)) if "://" in str(location) else location
+    reason = str(getattr(error, "orig", None) or error).strip().splitlines()
+    return StoreError(f"{where}: cannot read the records ({reason[0] if reason else error})")
+
+
+def masked_url(url: str) -> str:
+    """A database URL with its password hidden."""
+    try:
+        return sa.engine.make_url(url).render_as_string(hide_password=True)
+    except sa.exc.ArgumentError:
+        return url
+
+
+def check_sqlite_file(path: Path) -> None:
+    """Raise StoreError unless `path` (when it exists) is a SQLite file whose pages are intact;
+    an empty file is a new database. Nothing is written."""
+    if not path.exists() and not path.is_symlink():
+        return
+    if path.is_dir():
+        raise StoreError(f"{path}: a folder where a SQLite file should be")
+    try:
+        with contextlib.closing(sqlite3.connect(path, timeout=60)) as conn:
+            verdict = conn.execute("PRAGMA quick_check").fetchone()[0]
+    except sqlite3.Error as error:
+        raise StoreError(f"{path}: not a usable SQLite database ({error})") from None
+    if verdict != "ok":
+        raise StoreError(f"{path}: a damaged SQLite database ({verdict})")
 
 
 def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:

@@ -28,7 +28,6 @@ from pathlib import Path
 from typing import Any
 
 from study.config import Campaign
-from study.results import FINISHED
 
 LOG_DIR = "workers"
 POLL_S = 1.0
@@ -174,7 +173,7 @@ def _supervise(
     environments: Sequence[Mapping[str, str]],
     progress: bool,
 ) -> None:
-    from tqdm.auto import tqdm
+    from study.progress import Progress
 
     logs = directory / LOG_DIR
     logs.mkdir(exist_ok=True)
@@ -194,11 +193,12 @@ def _supervise(
             children.append((child, log))
         n = campaign.n_configurations()
         total = None if n is None else n * len(campaign.seeds)
-        with tqdm(total=total, unit="run", disable=not progress, file=sys.stderr) as bar:
+        with Progress(total=total, enabled=progress) as bar:
             while True:
+                for trial, seed in store.finished_runs():
+                    bar.finish_run(trial, seed)
                 counts = store.status_counts()
-                bar.n = sum(counts.get(s, 0) for s in FINISHED)
-                bar.set_postfix(
+                bar.working(
                     {"workers": sum(c.poll() is None for c, _ in children)}
                     | {s.lower(): n for s, n in sorted(counts.items())}
                 )

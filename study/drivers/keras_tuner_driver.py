@@ -51,13 +51,24 @@ def _declare(hp: kt.HyperParameters, name: str, p: Any) -> None:
     elif isinstance(p, Float):
         hp.Float(name, p.low, p.high, step=p.step, sampling="log" if p.log else "linear")
     elif isinstance(p, Int):
-        hp.Int(name, p.low, p.high, step=p.step, sampling="log" if p.log else "linear")
+        # KerasTuner reads a step with log sampling as a factor (and wants it > 1): none here.
+        step = None if p.log else p.step
+        hp.Int(name, p.low, p.high, step=step, sampling="log" if p.log else "linear")
     elif isinstance(p, Bool):
         hp.Boolean(name)
     elif isinstance(p, Choice):
         hp.Choice(name, list(p.values), ordered=False)
     else:
         raise TypeError(f"{name}: no KerasTuner translation for {type(p).__name__}")
+
+
+def oracle_seed(seed: int) -> int:
+    """The Oracle's seed for `campaign.seed`: seed + 1, since KerasTuner reads a seed of 0 as
+    none (`Oracle.__init__`: `seed or random.randint(1, 10000)`). One to one, and at most 2**31
+    (campaign.seed < 2**31): within numpy's `RandomState` and scikit-learn's `random_state`
+    (Bayesian optimization), which take seeds below 2**32. A reloaded Oracle keeps its saved seed.
+    """
+    return seed + 1
 
 
 class _ResumableGridSearchOracle(kt.oracles.GridSearchOracle):
@@ -136,7 +147,7 @@ class KerasTunerDriver(Driver):
         common = dict(
             objective=objective,
             hyperparameters=to_hyperparameters(c.space),
-            seed=c.seed,
+            seed=oracle_seed(c.seed),
             # Our trial loop counts failures (campaign.max_consecutive_failures).
             max_consecutive_failed_trials=10**9,
         )

@@ -101,15 +101,13 @@ class OptunaDriver(Driver):
 
     def _storage(self) -> str | BaseStorage:
         url = self.campaign.storage
-        if url and is_remote(url):
+        if is_remote(url):  # the only storage URL a campaign takes (study.store.check_storage)
             return optuna.storages.RDBStorage(
                 url,
                 heartbeat_interval=int(HEARTBEAT_S),
                 grace_period=int(STALE_AFTER_S),
                 heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(),
             )
-        if url:
-            return url
         journal = self.directory / JOURNAL_FILE
         if journal.exists():
             return optuna.storages.JournalStorage(

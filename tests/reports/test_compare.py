@@ -327,22 +327,73 @@ def test_describe_comparison_names_the_winner_the_margin_and_the_bias():
     sentences = describe_comparison(table)
     assert sentences[0].startswith("The best family is l2 (l2=0.001)")
     assert "95% interval" in sentences[0]
-    assert any("more than seed noise" in s and "not more" not in s for s in sentences)
+    assert sentences[1].startswith("It beats the baseline (none, objective 0.8979) by 0.05")
+    assert sentences[1].endswith(": more than seed noise.")
     assert any("same validation scores" in s for s in sentences)
     assert all(isinstance(s, str) and s.endswith(".") for s in sentences)
 
 
-def test_describe_comparison_says_when_the_difference_is_noise():
+def test_describe_comparison_calls_a_difference_within_seed_noise_a_tie():
     table = compare_families(diagnosis(GRID, NULL, seed=3), direction="maximize")
+    top = table[~table["is_baseline"]].iloc[0]
+    assert top["difference"] > 0 and not top["significant"]  # the case this test is about
     sentences = " ".join(describe_comparison(table))
-    assert "not more than seed noise" in sentences or "No regularizer family beat" in sentences
+    assert sentences.startswith("No family beats the baseline (none, objective 0.8988)")
+    assert f"{top['family']} ({top['strength']}), is above it by" in sentences
+    assert "within seed noise: a tie" in sentences
+    assert "best family" not in sentences and "It beats" not in sentences
+
+
+def test_describe_comparison_names_equal_means_a_tie_not_a_win_by_0():
+    """The default campaign's case: two families score exactly the baseline's mean."""
+    frame = diagnosis({t: GRID[t] for t in (1, 2, 5, 7)}, dict.fromkeys(GRID, 0.97), n_seeds=3)
+    baseline = frame.loc[frame["trial"] == 1, "objective"].to_numpy()
+    for trial in (2, 7):  # dropout and dropout+l2: the baseline's very values
+        frame.loc[frame["trial"] == trial, "objective"] = baseline
+    frame.loc[frame["trial"] == 5, "objective"] -= 0.01  # l2: below
+    sentences = describe_comparison(compare_families(frame, direction="maximize"))
+    assert sentences[0] == (
+        f"No family beats the baseline (none, objective {baseline.mean():.4g}): "
+        "dropout (dropout=0.25) and dropout+l2 (dropout=0.5, l2=0.001) tie with it "
+        "(equal means over 3 seeds)."
+    )
+    text = " ".join(sentences)
+    assert "by 0" not in text and "best family" not in text
+
+
+def test_describe_comparison_when_every_value_is_equal():
+    table = compare_families(diagnosis(GRID, NULL, noise=0.0), direction="maximize")
+    assert (table["note"] == "cannot test: no spread over seeds").sum() == 3
+    sentence = describe_comparison(table)[0]
+    assert sentence.startswith("No family beats the baseline (none, objective 0.9): ")
+    assert "tie with it (equal means over 8 seeds)" in sentence
 
 
 def test_describe_comparison_when_the_baseline_wins():
-    means = dict.fromkeys(GRID, 0.80) | {1: 0.90}
+    means = dict.fromkeys(GRID, 0.80) | {1: 0.90, 2: 0.85}
     sentences = describe_comparison(compare_families(diagnosis(GRID, means), direction="maximize"))
-    assert sentences[0].startswith("The best family is none")
-    assert "No regularizer family beat" in sentences[1]
+    assert sentences[0].startswith("No regularizer family beats the baseline (none, objective ")
+    assert "on average: the closest, dropout (dropout=0.25), is 0.0" in sentences[0]
+    assert "Worse than the baseline beyond seed noise: dropout, l2, dropout+l2." in sentences
+    assert not any("best" in s for s in sentences)
+
+
+def test_describe_comparison_lists_further_families_beyond_noise():
+    means = NULL | {5: 0.96, 2: 0.95}
+    sentences = describe_comparison(compare_families(diagnosis(GRID, means), direction="maximize"))
+    assert sentences[0].startswith("The best family is l2 (l2=0.001)")
+    assert "Better than the baseline beyond seed noise: l2, dropout." in sentences
+
+
+def test_describe_comparison_without_a_complete_baseline_names_no_best():
+    table = compare_families(diagnosis(GRID, NULL | {5: 0.95}, failed={1}), direction="maximize")
+    sentences = describe_comparison(table)
+    assert sentences[0] == (
+        "The baseline (none) has no configuration complete on every seed, so no family was "
+        "tested against it."
+    )
+    assert sentences[1].startswith("The highest on average is l2 (l2=0.001): objective 0.95")
+    assert not any("best family" in s for s in sentences)
 
 
 # -- from trials and epochs ----------------------------------------------------------------

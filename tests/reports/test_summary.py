@@ -64,6 +64,22 @@ def test_headline_says_when_the_choice_holds_and_when_nothing_completed():
     assert nothing.best_trial is None and "nothing can be chosen" in nothing.sentences[0]
 
 
+def test_equal_means_are_named_a_tie():
+    configurations = _configurations(
+        [
+            [1, 0.0, 1e-3, 3, 0.97, 0.003, 0.96, 0.98, "overfitting", 1],
+            [2, 0.5, 1e-3, 3, 0.97, 0.0, 0.97, 0.97, "good fit", 1],
+            [3, 0.25, 1e-3, 3, 0.96, 0.003, 0.95, 0.97, "good fit", 3],
+        ]
+    )
+    h = headline(_trials(1, 0.9), configurations, searched=["dropout"], objective="val_acc")
+    assert h.best_trial == 1
+    assert h.sentences[0] == (
+        "2 configurations tie for the best val_acc (0.97 on average over seeds; trials 1, 2): "
+        "nothing here prefers one, and trial 1 is shown as the first of them."
+    )
+
+
 def test_one_seed_cannot_be_told_from_noise():
     configurations = _configurations(
         [[1, 0.0, 1e-3, 1, 0.95, math.nan, math.nan, math.nan, "good fit", 1]]

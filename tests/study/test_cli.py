@@ -1,6 +1,10 @@
-"""The command line: exit status 2 and one message for bad input; status and export."""
+"""The command line: exit status 2 and one message for bad input; status and export; a quick
+answer to a bad file, only our own lines on stderr, a closed pipe ends quietly."""
 
+import importlib.metadata
 import json
+import os
+import re
 import subprocess
 import sys
 
@@ -123,3 +127,125 @@ def test_console_script_reports_without_traceback(campaign_file):
         timeout=60,
     )
     assert flags.returncode == 2 and "invalid choice: 'xls'" in flags.stderr
+
+
+# What reading a campaign file must not load: Keras and its backends, the engines, scikit-learn.
+HEAVY_MODULES = ("keras", "tensorflow", "jax", "torch", "optuna", "keras_tuner", "sklearn")
+OWN_PREFIXES = ("study:", "population:")  # the lines this tool writes to stderr
+
+
+def test_a_campaign_file_is_checked_without_loading_keras_or_an_engine(campaign_file):
+    bad = campaign_file({"campaign": {"name": "typo", "engnie": "optuna"}}, name="bad.toml")
+    good = campaign_file(tiny_campaign(), name="good.toml")
+    code = f"""
+import sys
+from study.cli import main
+from study.config import ConfigError, load_campaign
+try:
+    load_campaign({str(bad)!r})
+    raise SystemExit("no ConfigError")
+except ConfigError:
+    pass
+load_campaign({str(good)!r})
+load_campaign(None)  # the built-in campaign
+assert main(["run", {str(bad)!r}]) == 2
+print(sorted(set({HEAVY_MODULES!r}) & set(sys.modules)))
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "[]\n"
+    assert "campaign.engnie: unknown key (did you mean 'engine'?)" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "name, content, says",
+    [
+        ("missing.npz", None, "file not found"),
+        ("corrupt.npz", b"PK\x03\x04 not really a zip archive", "cannot read .* as .npz"),
+        ("text.csv", "a,b,label\n1,x,0\n2,3,1\n", "non-numeric value .*'x'"),
+        ("ragged.csv", "a,b,label\n1,2,0\n2,3,4,5\n", "Expected 3 fields in line 3, saw 4"),
+    ],
+)
+def test_a_data_error_is_one_line(tmp_path, campaign_file, capsys, name, content, says):
+    data = tmp_path / name
+    if isinstance(content, bytes):
+        data.write_bytes(content)
+    elif content is not None:
+        data.write_text(content)
+    kind = name.rsplit(".", 1)[1]
+    path = campaign_file(tiny_campaign(data={"dataset": f"{kind}:{data}"}))
+    out = tmp_path / "out"
+    assert main(["run", str(path), "--out", str(out), "--quiet"]) == 2
+    summary, error, *more = capsys.readouterr().err.splitlines()
+    assert summary.startswith("study: tiny: ") and not more
+    assert error.startswith(f"study: error: {kind}:{data}: ")
+    assert re.search(says, error)
+    assert not out.exists()
+
+
+def test_version_prints_the_installed_version(capsys):
+    with pytest.raises(SystemExit) as exit:
+        main(["--version"])
+    assert exit.value.code == 0
+    assert capsys.readouterr().out == f"study {importlib.metadata.version('regstudy')}\n"
+
+
+def test_a_resumed_run_counts_from_the_finished_runs(finished, capsys):
+    path, out = finished
+    assert main(["run", str(path), "--out", str(out)]) == 0  # progress on: plain lines here
+    lines = capsys.readouterr().err.splitlines()
+    progress = [line for line in lines if re.match(r"study: \d+/\d+ runs", line)]
+    assert progress and all(line.startswith("study: 4/4 runs") for line in progress), lines
+    assert all(line.startswith(OWN_PREFIXES) for line in lines), lines
+
+
+def _users_environment() -> dict[str, str]:
+    """A shell's environment: TensorFlow's log level left to the command (tests/conftest.py
+    sets one for this process)."""
+    return {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+
+
+@pytest.mark.slow
+def test_on_a_cpu_stderr_carries_only_our_own_lines(campaign_file, tmp_path):
+    path = campaign_file(tiny_campaign(campaign={"seeds": [0]}, train={"epochs": 1}))
+    out = str(tmp_path / "out")
+    for args in [
+        ("run", str(path), "--out", out, "--quiet"),
+        ("status", out),
+        ("report", out),
+        ("export", out, "--format", "csv"),
+        ("verify", out, "--trials", "1"),
+    ]:
+        result = subprocess.run(
+            [sys.executable, "-m", "study.cli", *args],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env=_users_environment(),
+        )
+        assert result.returncode == 0, (args, result.stderr)
+        lines = result.stderr.splitlines()
+        assert all(line.startswith(OWN_PREFIXES) for line in lines), (args, lines)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("command", ["status", "run"])
+def test_a_closed_stdout_ends_quietly_with_status_141(finished, command):
+    path, out = finished
+    args = {
+        "status": ["status", str(out)],
+        "run": ["run", str(path), "--out", str(out), "--quiet"],  # resumes: prints the choice
+    }[command]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "study.cli", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=_users_environment(),
+    )
+    process.stdout.close()  # the reader is gone before the first line (as `| head -0`)
+    stderr = process.stderr.read().decode()
+    assert process.wait(timeout=300) == 141, stderr
+    assert "Traceback" not in stderr and "BrokenPipeError" not in stderr
+    assert all(line.startswith(OWN_PREFIXES) for line in stderr.splitlines()), stderr

@@ -419,3 +419,22 @@ def test_real_mnist_offline_loads_or_raises(keras) -> None:  # noqa: ANN001
         assert "mnist" in str(e) and "idx:DIR" in str(e)
     else:
         assert d.input_shape == (28, 28, 1) and len(d.y_test) == 10_000
+
+
+def test_class_labels_that_would_build_an_absurd_output_layer(tmp_path: Path) -> None:
+    x, y = blobs()  # labels 0, 1, 2
+    with pytest.raises(DataError, match=r"class label 1000000000 is too large: .* at most 100,000"):
+        load_dataset(save(tmp_path, x=x, y=np.where(y == 2, 10**9, y)))
+    with pytest.raises(DataError, match=r"class label 18446744073709551615 is too large"):
+        load_dataset(save(tmp_path, x=x, y=np.where(y == 2, 2**64 - 1, y).astype(np.uint64)))
+    with pytest.raises(DataError, match=r"largest class label is 50 but there are only 3"):
+        load_dataset(save(tmp_path, x=x, y=np.where(y == 2, 50, y)))
+    rows = np.column_stack([x[:, 0], np.where(y == 2, 1e20, y)])
+    with pytest.raises(DataError, match=r"training class label 1e\+20 is too large"):
+        load_dataset(f"csv:{write_csv(tmp_path / 'big.csv', ['a', 'label'], rows)}")
+
+
+def test_class_labels_with_a_few_unused_numbers_are_kept(tmp_path: Path) -> None:
+    x, y = blobs()
+    data = load_dataset(save(tmp_path, x=x, y=np.where(y == 2, 15, y)))  # 16 <= 2 * 3 + 10
+    assert data.task == "classification" and data.n_outputs == 16

@@ -8,6 +8,8 @@ run side by side to halve its wall time. Deselect it with `-k "not kills"`.
 
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
+
 from benchmarks.kill_stress import stress
 from study import records
 
@@ -16,6 +18,7 @@ KILLS = 5
 SEEDS = 6  # 2 configurations x 6 seeds: enough runs that 5 kills do not finish the campaign
 
 
+@pytest.mark.slow
 def test_five_random_sigkills_per_engine_lose_and_duplicate_nothing(tmp_path):
     def kill(engine):
         folder = tmp_path / engine

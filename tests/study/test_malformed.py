@@ -2,7 +2,9 @@
 or bad flag exits with status 2 and one message naming the key or file; never a traceback."""
 
 import re
+import sys
 
+import numpy as np
 import pytest
 
 from study.cli import main
@@ -27,7 +29,28 @@ def _campaign(**sections) -> str:
     return text
 
 
+def _searching(space, **sections) -> str:
+    """The tiny campaign searching `space`, whose keys are no longer fixed in [model] or [train]."""
+    raw = tiny_campaign(**sections)
+    raw["space"] = space
+    for table in ("model", "train"):
+        for key in space:
+            raw[table].pop(key, None)
+    return to_toml(raw)
+
+
+def _named(name: str) -> tuple[str, str]:
+    """The tiny campaign under `name`, and the message that refuses it."""
+    shown = re.escape(repr(name) if len(name) < 40 else repr(name)[:37] + "...")
+    message = rf"campaign\.name: {shown} is not a safe name \(1 to 100 letters, digits"
+    return _campaign(campaign={"name": name}), message
+
+
 KT = {"engine": "keras-tuner"}
+RANDOM = {"strategy": "random"}
+NAN, INF = float("nan"), float("inf")
+NOT_FINITE = r"is not a finite number"
+TOO_BIG_GRID = r"space: the grid has {} configurations \({}\), more than the limit of 10,000"
 CASES = [
     # [campaign]: types, choices, ranges, unknown keys, conflicting options
     ("engine-unknown", _campaign(campaign={"engine": "hyperopt"}), r"campaign\.engine: 'hyperopt'"),
@@ -45,7 +68,7 @@ CASES = [
         r"campaign\.strategy: optuna offers .*not 'hyperband'",
     ),
     ("seeds-int", _campaign(campaign={"seeds": 3}), r"campaign\.seeds: must be a list"),
-    ("seeds-empty", _campaign(campaign={"seeds": []}), r"campaign\.seeds: needs one or more"),
+    ("seeds-empty", _campaign(campaign={"seeds": []}), r"campaign\.seeds: an empty list"),
     (
         "seeds-repeated",
         _campaign(campaign={"seeds": [1, 1]}),
@@ -207,6 +230,184 @@ CASES = [
         _campaign(space={"units": [[8, 16]]}, model={"hidden_layers": 2}),
         r"space\.units: a choice of lists is not supported",
     ),
+    # non-finite numbers (TOML's nan, inf, -inf), wherever a number can appear
+    ("lr-nan", _campaign(train={"learning_rate": NAN}), r"train\.learning_rate: nan " + NOT_FINITE),
+    ("momentum-inf", _campaign(train={"momentum": INF}), r"train\.momentum: inf " + NOT_FINITE),
+    ("l1-minus-inf", _campaign(model={"l1": -INF}), r"model\.l1: -inf " + NOT_FINITE),
+    ("dropout-nan", _campaign(model={"dropout": NAN}), r"model\.dropout: nan " + NOT_FINITE),
+    ("l2-nan", _campaign(model={"l2": NAN}), r"model\.l2: nan " + NOT_FINITE),
+    ("fraction-nan", _campaign(data={"validation_fraction": NAN}), r"data\.validation_fraction"),
+    ("choice-nan", _campaign(space={"dropout": [0.0, NAN]}), r"space\.dropout: nan " + NOT_FINITE),
+    (
+        "range-end-inf",
+        _campaign(space={"l2": {"low": 0.0, "high": INF, "step": 0.1}}),
+        r"space\.l2: inf " + NOT_FINITE,
+    ),
+    (
+        "step-nan",
+        _campaign(space={"dropout": {"low": 0.0, "high": 0.5, "step": NAN}}),
+        r"space\.dropout\.step: nan " + NOT_FINITE,
+    ),
+    (
+        "step-inf",
+        _campaign(space={"l2": {"low": 0.0, "high": 0.1, "step": INF}}),
+        r"space\.l2\.step: inf " + NOT_FINITE,
+    ),
+    # grids are counted, not built: a huge one is refused at once, naming its keys
+    (
+        "grid-tiny-step",
+        _campaign(space={"dropout": {"low": 0.0, "high": 0.5, "step": 1e-12}}),
+        TOO_BIG_GRID.format("500,000,000,001", "dropout: 500,000,000,001 values"),
+    ),
+    (
+        "grid-million",
+        _campaign(
+            space={
+                "dropout": {"low": 0.0, "high": 0.999, "step": 0.001},
+                "l2": {"low": 0.0, "high": 0.999, "step": 0.001},
+            }
+        ),
+        TOO_BIG_GRID.format("1,000,000", "l2: 1,000 values, dropout: 1,000 values"),
+    ),
+    (
+        "grid-int-range",
+        _searching({"units": {"low": 1, "high": 60_000}}),
+        TOO_BIG_GRID.format("60,000", "units: 60,000 values"),
+    ),
+    (
+        "grid-conditional-child",
+        _campaign(
+            space={
+                "regularizer": ["none", "l2"],
+                "l2": {"low": 0.0, "high": 1.0, "step": 1e-6, "when": {"regularizer": ["l2"]}},
+            }
+        ),
+        TOO_BIG_GRID.format("1,000,002", "l2: 1,000,001 values, regularizer: 2 values"),
+    ),
+    (
+        "step-below-range-precision",
+        _campaign(space={"l2": {"low": 0.0, "high": 1.0, "step": 5e-324}}, campaign=RANDOM),
+        r"space\.l2: step 5e-324 is too small for \[0\.0, 1\.0\]",
+    ),
+    # conditions the parent can never meet, integer ranges with fractions, non-scalar values
+    (
+        "when-value-never-taken",
+        _campaign(
+            space={
+                "regularizer": ["none", "l2"],
+                "l2": {"low": 1e-5, "high": 1e-2, "log": True, "when": {"regularizer": ["l3"]}},
+            },
+            campaign=RANDOM,
+        ),
+        r"space\.l2\.when: regularizer never takes 'l3' \(it takes 'none', 'l2'\)",
+    ),
+    (
+        "when-off-the-int-grid",
+        _searching(
+            {
+                "units": {"low": 8, "high": 64, "step": 8},
+                "l2": {"values": [1e-3], "when": {"units": [12]}},
+            }
+        ),
+        r"space\.l2\.when: units never takes 12 \(it takes 8 to 64 in steps of 8\)",
+    ),
+    (
+        "when-continuous-parent",
+        _campaign(
+            space={
+                "dropout": {"low": 0.0, "high": 0.5},
+                "l2": {"values": [1e-3], "when": {"dropout": [0.25]}},
+            },
+            campaign=RANDOM,
+        ),
+        r"space\.l2\.when: dropout is a continuous range",
+    ),
+    (
+        "when-no-values",
+        _campaign(
+            space={"regularizer": ["l2"], "l2": {"values": [1e-3], "when": {"regularizer": []}}}
+        ),
+        r"space\.l2\.when: regularizer needs one or more values",
+    ),
+    (
+        "int-range-fractional-end",
+        _searching({"units": {"low": 1.5, "high": 9}}),
+        r"space\.units: 1\.5 is not an integer",
+    ),
+    (
+        "int-step-half",
+        _searching({"units": {"low": 1, "high": 9, "step": 0.5}}),
+        r"space\.units\.step: 0\.5 is not an integer",
+    ),
+    (
+        "int-step-one-and-half",
+        _searching({"units": {"low": 1, "high": 9, "step": 1.5}}),
+        r"space\.units\.step: 1\.5 is not an integer",
+    ),
+    (
+        "int-step-boolean",
+        _searching({"units": {"low": 1, "high": 9, "step": True}}),
+        r"space\.units\.step: True is not an integer",
+    ),
+    (
+        "log-string",
+        _campaign(
+            space={"learning_rate": {"low": 1e-4, "high": 1e-2, "log": "yes"}}, campaign=RANDOM
+        ),
+        r"space\.learning_rate\.log: 'yes' is not true or false",
+    ),
+    (
+        "values-table",
+        _campaign(space={"dropout": {"values": {"a": 0.1}}}),
+        r"space\.dropout\.values: must be a list",
+    ),
+    ("seeds-nested-list", _campaign(campaign={"seeds": [0, [1]]}), r"campaign\.seeds: \[1\] is"),
+    ("seeds-of-tables", _campaign(campaign={"seeds": [{"a": 1}]}), r"campaign\.seeds: \{'a': 1\}"),
+    ("seed-list", _campaign(campaign={"seed": [1]}), r"campaign\.seed: \[1\] is not an integer"),
+    ("units-nested-list", _campaign(model={"units": [[16]]}), r"model\.units: \[16\] is not an"),
+    ("engine-list", _campaign(campaign={"engine": []}), r"campaign\.engine: \[\] is not a string"),
+    ("epochs-boolean", _campaign(train={"epochs": True}), r"train\.epochs: True is not an integer"),
+    ("objective-empty", _campaign(campaign={"objective": ""}), r"campaign\.objective: '' is not"),
+    # huge integers: each count and size has a documented upper bound
+    (
+        "epochs-huge",
+        _campaign(train={"epochs": 10**30}),
+        r"train\.epochs: 10+ is outside \[1, 100,000\]",
+    ),
+    ("units-huge", _campaign(model={"units": 10**30}), r"model\.units: 10+ is outside \[1, 65,5"),
+    (
+        "batch-size-huge",
+        _campaign(train={"batch_size": 10**30}),
+        r"train\.batch_size: 10+ is outside \[1, 1,048,576\]",
+    ),
+    (
+        "max-trials-huge",
+        _campaign(campaign={"max_trials": 10**30}),
+        r"campaign\.max_trials: 10+ is outside \[1, 100,000\]",
+    ),
+    (
+        "population-huge",
+        _campaign(campaign={"population": 10**30}),
+        r"campaign\.population: 10+ is not an integer in \[1, 4,096\]",
+    ),
+    (
+        "hidden-layers-huge",
+        _campaign(model={"hidden_layers": 10**6}),
+        r"model\.hidden_layers: 1000000 is outside \[0, 1,000\]",
+    ),
+    # campaign.name names a folder (runs/<name>), an Optuna study and a database key
+    ("name-absolute", *_named("/tmp/evil")),
+    ("name-dotdot", *_named("..")),
+    ("name-hidden", *_named(".cache")),
+    ("name-slash", *_named("a/b")),
+    ("name-empty", *_named("")),
+    ("name-space", *_named("my run")),
+    ("name-long", *_named("a" * 5000)),
+    (
+        "name-nul",  # TOML's escape for the NUL character
+        _campaign(campaign={"name": "a\\u0000b"}),
+        r"campaign\.name: 'a\\x00b' is not a safe name",
+    ),
     # whole tables
     ("unknown-section", _campaign(extra={"a": 1}), r"extra: unknown section"),
     ("section-not-table", "campaign = 3\n", r"campaign: must be a table, got 3"),
@@ -215,6 +416,17 @@ CASES = [
     ("duplicate-key", "[train]\nepochs = 1\nepochs = 2\n", r"campaign\.toml: not valid TOML"),
     ("not-utf8", b"[campaign]\nname = '\xff'\n", r"campaign\.toml: cannot read it"),
 ]
+
+
+@pytest.fixture(autouse=True)
+def _default_determinism():
+    """A run that gets as far as the data switches on the backend's op determinism for the
+    whole process; switch it back off, so later tests in this process see the default."""
+    yield
+    if "keras" in sys.modules:
+        from study.backend import set_determinism
+
+        set_determinism(False)
 
 
 @pytest.mark.parametrize("text, message", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
@@ -229,6 +441,38 @@ def test_malformed_campaign_exits_2_with_one_message(tmp_path, capsys, text, mes
     err = capsys.readouterr().err
     assert code == 2, err
     _assert_one_message(err, message)
+    assert not (out / "records.sqlite").exists(), NO_TRIALS
+
+
+_CLASSES = np.arange(60) % 3  # 20 examples each of 0, 1 and 2
+
+
+@pytest.mark.parametrize(
+    "labels, message",
+    [
+        ({"y": np.where(_CLASSES == 2, 10**9, _CLASSES)}, r"class label 1000000000 is too large"),
+        ({"y": np.where(_CLASSES == 2, 2**63 + 5, _CLASSES).astype(np.uint64)}, r"too large"),
+        ({"y": _CLASSES - 1}, r"training class labels are negative \(min -1\)"),
+        (
+            {"y": np.where(_CLASSES == 2, 50, _CLASSES)},
+            r"largest class label is 50 but there are only 3 distinct labels \[0, 1, 50\]",
+        ),
+        (
+            {"y_train": _CLASSES, "y_test": np.array([0.0, 1.5, 2.0])},
+            r"test class labels are not whole numbers",
+        ),
+    ],
+    ids=["label-1e9", "label-uint64-huge", "label-negative", "labels-sparse", "test-label-1.5"],
+)
+def test_absurd_class_labels_exit_2_before_any_model(tmp_path, capsys, labels, message):
+    x = np.random.default_rng(0).random((60, 4), dtype=np.float32)
+    features = {"x": x} if "y" in labels else {"x_train": x, "x_test": x[:3]}
+    np.savez(tmp_path / "data.npz", **features, **labels)
+    path = tmp_path / "campaign.toml"
+    path.write_text(_campaign(data={"dataset": f"npz:{tmp_path / 'data.npz'}"}))
+    out = tmp_path / "out"
+    assert main(["run", str(path), "--out", str(out), "--quiet"]) == 2
+    _assert_one_message(capsys.readouterr().err, r"data\.npz: .*" + message)
     assert not (out / "records.sqlite").exists(), NO_TRIALS
 
 

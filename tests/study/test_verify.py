@@ -10,8 +10,18 @@ from study import records
 from study.campaign import run_campaign
 from study.cli import main
 from study.config import parse_campaign
-from study.verify import choose_runs, default_tolerance, frozen_campaign, largest_difference
+from study.results import COMPLETE, RunResult
+from study.store import RecordStore
+from study.verify import (
+    ALONE_TOLERANCE,
+    choose_runs,
+    default_tolerance,
+    frozen_campaign,
+    largest_difference,
+    verify,
+)
 from tests.conftest import tiny_campaign
+from tests.study.test_postgres import postgres_url, unique  # noqa: F401 (a fixture)
 
 ENGINES = ["optuna", "keras-tuner"]
 
@@ -145,3 +155,146 @@ def test_the_frozen_campaign_is_the_campaign_that_ran(tmp_path, deterministic, t
     assert frozen.space == campaign.space and frozen.fixed == campaign.fixed
     assert frozen.fingerprint == campaign.fingerprint
     assert frozen.deterministic is deterministic and default_tolerance(frozen) == tolerance
+
+
+# Populations: `study verify` replays the population a run trained in ----------------------------
+
+
+@pytest.fixture(scope="module")
+def populations(tmp_path_factory):
+    """The tiny campaign (4 configurations x 2 seeds, 2 epochs) trained as populations of 4."""
+    folder = tmp_path_factory.mktemp("populations")
+    run_campaign(parse_campaign(tiny_campaign(campaign={"population": 4})), folder, progress=False)
+    return folder
+
+
+def stored_populations(folder):
+    store = RecordStore(folder / "records.sqlite")
+    try:
+        return store.populations()
+    finally:
+        store.close()
+
+
+def test_the_store_records_the_populations_that_trained(populations):
+    recorded = stored_populations(populations)
+    # Two configurations' runs per population, in the order they were asked for and seeded.
+    first = [[1, 0], [1, 1], [2, 0], [2, 1]]
+    second = [[3, 0], [3, 1], [4, 0], [4, 1]]
+    assert sorted(recorded) == [(t, s) for t in (1, 2, 3, 4) for s in (0, 1)]
+    for members in (first, second):
+        for trial, seed in members:
+            assert recorded[trial, seed] == {
+                "members": members,
+                "masks": "member",
+                "order": "member",
+                "conv": "loop",  # "auto" resolved: no accelerator here
+                "jit_compile": False,  # "auto" resolved: TensorFlow on a CPU
+            }
+
+
+def test_verify_replays_each_population_once_bit_for_bit(populations, capsys):
+    assert main(["verify", str(populations), "--trials", "8"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("(in its population of 4): largest difference 0  ok") == 8
+    assert "note:" not in out and "retrains each run alone" not in out
+    assert "8 run(s) retrained; largest difference 0, tolerance 1e-06: reproduced" in out
+
+
+def test_verify_alone_retrains_population_members_alone(populations, capsys):
+    checks = verify(populations, n_runs=2, alone=True)
+    assert [c.population for c in checks] == [1, 1]
+    # Alone, the same arithmetic in another order: close, and not required to be equal.
+    assert all(0 <= c.max_difference <= ALONE_TOLERANCE for c in checks)
+    assert main(["verify", str(populations), "--trials", "2", "--alone"]) == 0
+    out = capsys.readouterr().out
+    assert "population of" not in out and f"tolerance {ALONE_TOLERANCE:g}: reproduced" in out
+
+
+def test_verify_finds_a_changed_value_in_a_population_member(populations, tmp_path, capsys):
+    tampered = tmp_path / "tampered"
+    shutil.copytree(populations, tampered)
+    with sqlite3.connect(tampered / "records.sqlite") as db:
+        history = json.loads(
+            db.execute("SELECT history FROM runs WHERE trial = 4 AND seed = 1").fetchone()[0]
+        )
+        history["train_accuracy"][0] += 1e-5
+        db.execute(
+            "UPDATE runs SET history = ? WHERE trial = 4 AND seed = 1", (json.dumps(history),)
+        )
+    assert main(["verify", str(tampered), "--trials", "1"]) == 0  # trial 1 seed 0: untouched
+    assert main(["verify", str(tampered), "--trials", "2"]) == 1
+    out = capsys.readouterr().out
+    assert "trial 4 seed 1 (in its population of 4): largest difference 1e-05" in out
+
+
+def test_one_draw_masks_are_recorded_and_replayed(tmp_path, capsys):
+    raw = tiny_campaign(
+        campaign={"seeds": [0], "population_masks": "population"},
+        train={"epochs": 1},
+        space={"dropout": [0.25, 0.5]},
+    )
+    raw["space"].pop("l2")
+    run_campaign(parse_campaign(raw), tmp_path, progress=False)
+    recorded = stored_populations(tmp_path)
+    assert recorded[1, 0]["members"] == [[1, 0], [2, 0]] and recorded[1, 0]["masks"] == "population"
+    assert main(["verify", str(tmp_path), "--trials", "2"]) == 0
+    assert capsys.readouterr().out.count("population of 2): largest difference 0  ok") == 2
+
+
+def test_one_run_at_a_time_records_no_population(twice):
+    _, (first, _) = twice  # population = 1; `study verify` on it: test_verify_reproduces_...
+    assert stored_populations(first) == {}
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def any_store(request, tmp_path):
+    """An empty record store: a SQLite file, or a campaign's rows in PostgreSQL (skipped, with
+    the reason, where no server runs; CI runs one)."""
+    if request.param == "sqlite":
+        return RecordStore(tmp_path / "records.sqlite")
+    return RecordStore(request.getfixturevalue("postgres_url"), campaign=unique("populations"))
+
+
+def test_a_run_trained_again_records_the_population_it_finally_trained_in(any_store):
+    store = any_store
+    done = RunResult(COMPLETE, {"train_loss": [1.0]})
+    together = {"members": [[1, 0], [2, 0]], "masks": "member"}
+    try:
+        for trial in (1, 2):
+            store.start_run(trial, 0)
+            store.finish_run(trial, 0, done, population=together)
+        store.start_run(1, 0)  # killed and trained again, alone this time
+        store.finish_run(1, 0, done)
+        assert store.populations() == {(2, 0): together}
+    finally:
+        store.close()
+
+
+def test_a_store_without_the_populations_table_gets_it(tmp_path):
+    RecordStore(tmp_path / "records.sqlite").close()
+    with sqlite3.connect(tmp_path / "records.sqlite") as db:
+        db.execute("DROP TABLE populations")  # as an earlier version wrote the file
+    reader = RecordStore(tmp_path / "records.sqlite", create=False)  # as `study verify` reads
+    try:
+        assert reader.populations() == {}  # every run retrained alone
+    finally:
+        reader.close()
+    store = RecordStore(tmp_path / "records.sqlite")
+    try:
+        assert store.populations() == {}
+    finally:
+        store.close()
+    with sqlite3.connect(tmp_path / "records.sqlite") as db:
+        assert db.execute("SELECT name FROM sqlite_master WHERE name = 'populations'").fetchone()
+
+
+def test_verify_replays_a_population_recorded_in_postgresql(request, tmp_path, capsys):
+    url = request.getfixturevalue("postgres_url")  # skipped, with the reason, without a server
+    raw = tiny_campaign(
+        campaign={"name": unique("verify"), "seeds": [0], "storage": url},
+        train={"epochs": 1},
+    )
+    run_campaign(parse_campaign(raw), tmp_path, progress=False)
+    assert main(["verify", str(tmp_path), "--trials", "2"]) == 0
+    assert capsys.readouterr().out.count("(in its population of 4): largest difference 0  ok") == 2

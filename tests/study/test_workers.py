@@ -150,7 +150,7 @@ def test_parse_gpus(text, gpus):
         (["--gpus", "0", "--trials-per-gpu", "0"], "--trials-per-gpu"),
         (["--workers", "2", "--gpus", "0"], "--workers: give --workers N or --gpus LIST"),
         (["--storage", "postgresql://nobody@127.0.0.1:9/none"], "--storage: cannot connect"),
-        (["--workers", "2", "--storage", "sqlite:///x.db"], "--storage: sqlite is not for"),
+        (["--workers", "2", "--storage", "sqlite:///x.db"], "'sqlite' is not supported"),
     ],
 )
 def test_bad_scale_out_flags_exit_2_naming_the_flag(
@@ -168,6 +168,7 @@ def test_bad_scale_out_flags_exit_2_naming_the_flag(
 # Three workers on one machine ------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_three_workers_on_the_journal_file_train_the_grid_exactly_once(tmp_path, campaign_file):
     path = campaign_file(grid_campaign("journal"))
     out = tmp_path / "out"
@@ -186,6 +187,7 @@ def test_three_workers_on_the_journal_file_train_the_grid_exactly_once(tmp_path,
     assert "--workers 3" in manifest  # one session, recorded by the launching process
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "strategy, workers, extra",
     [("grid", 3, {}), ("random", 2, {"max_trials": 6})],  # random: 6 distinct of 6 points
