@@ -38,10 +38,10 @@ if TYPE_CHECKING:
 DETERMINISTIC_TOLERANCE = 1e-6  # deterministic ops on the same hardware reproduce bit for bit
 NONDETERMINISTIC_TOLERANCE = 1e-2  # campaigns run with `deterministic = false`
 # A population member retrained alone (`alone=True`): the stacked model adds and reduces in
-# another order, so the curves agree up to rounding (about 1e-7), which now and then turns one
-# example's prediction. Measured on the default campaign (27 runs, 20 epochs, CPU): 24 runs
-# within 1.3e-6, three off by 1 to 3 examples (at most 0.0035, one validation example in 288).
-ALONE_TOLERANCE = 1e-2
+# another order, and training amplifies the rounding. Measured on the default campaign (30 runs,
+# 40 epochs, CPU): 24 runs within 1.1e-5, four off by one validation example in 200 (0.005),
+# two by 0.028 and 0.030 in val_loss at epoch 37.
+ALONE_TOLERANCE = 5e-2
 
 
 class VerifyError(ValueError):

@@ -5,6 +5,7 @@ import importlib.metadata
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 
@@ -192,8 +193,9 @@ def test_version_prints_the_installed_version(capsys):
     assert capsys.readouterr().out == f"study {importlib.metadata.version('regstudy')}\n"
 
 
-def test_a_resumed_run_counts_from_the_finished_runs(finished, capsys):
-    path, out = finished
+def test_a_resumed_run_counts_from_the_finished_runs(finished, tmp_path, capsys):
+    path, finished_out = finished
+    out = shutil.copytree(finished_out, tmp_path / "copy")  # its own session, not the fixture's
     assert main(["run", str(path), "--out", str(out)]) == 0  # progress on: plain lines here
     lines = capsys.readouterr().err.splitlines()
     progress = [line for line in lines if re.match(r"study: \d+/\d+ runs", line)]
