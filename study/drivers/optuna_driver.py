@@ -13,6 +13,7 @@ other live workers still run trials (one of them may die and hand its point back
 
 from __future__ import annotations
 
+import datetime
 import time
 import warnings
 from typing import Any
@@ -124,9 +125,7 @@ class OptunaDriver(Driver):
                 optuna.storages.fail_stale_trials(self.study)  # its callback enqueues them
         storage = self.study._storage
         for trial in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-            if trial.number in self._mine or not is_stale_worker(
-                trial.system_attrs.get(_WORKER, "")
-            ):
+            if trial.number in self._mine or not _is_abandoned(trial):
                 continue
             try:
                 if not storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL):
@@ -200,6 +199,17 @@ class OptunaDriver(Driver):
         for beat in self._mine.values():
             beat.join()
         self._mine.clear()
+
+
+def _is_abandoned(trial: optuna.trial.FrozenTrial) -> bool:
+    """Whether a RUNNING trial's worker is gone. A trial that names no worker yet was just taken
+    by one (it names itself right after): abandoned only once that is older than a stale claim."""
+    worker = trial.system_attrs.get(_WORKER)
+    if worker is not None:
+        return is_stale_worker(worker)
+    started = trial.datetime_start
+    age = datetime.datetime.now(started.tzinfo) - started if started else None
+    return age is None or age.total_seconds() > STALE_AFTER_S
 
 
 def _is_retry(trial: optuna.trial.FrozenTrial) -> bool:
