@@ -117,44 +117,70 @@ class OptunaDriver(Driver):
         return f"sqlite:///{self.directory / ENGINE_STORE}"
 
     def _recover_stale(self) -> None:
-        """Fail the trials of dead workers (stopped heartbeats, or dead processes of this host)
-        and enqueue their configurations again."""
+        """Hand the trials of dead workers (stopped heartbeats, or dead processes of this host)
+        back: their configurations enqueued again, then the trials failed.
+
+        In that order, so that a process killed between the two steps leaves a trial still
+        RUNNING that the next one recovers again (once failed, nothing would retry it), and a
+        trial is retried once: a retry is enqueued only if none exists (two workers that race here
+        may both enqueue one; `_take` discards the later)."""
         if is_heartbeat_enabled(self.study._storage):
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 optuna.storages.fail_stale_trials(self.study)  # its callback enqueues them
         storage = self.study._storage
-        for trial in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-            if trial.number in self._mine or not _is_abandoned(trial):
+        trials = self.study.get_trials(deepcopy=False)
+        retried = {t.user_attrs["retry_of"] for t in trials if "retry_of" in t.user_attrs}
+        for trial in trials:
+            if trial.state != TrialState.RUNNING or trial.number in self._mine:
                 continue
-            try:
-                if not storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL):
-                    continue
-            except optuna.exceptions.UpdateFinishedTrialError:
-                continue  # another worker failed it first, and enqueued it again
+            if not _is_abandoned(trial):
+                continue
             values = trial.system_attrs.get("fixed_params", trial.params)
-            if values:
+            if values and trial.number not in retried:
                 self.study.enqueue_trial(values, user_attrs={"retry_of": trial.number})
+            try:
+                storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL)
+            except optuna.exceptions.UpdateFinishedTrialError:
+                pass  # another worker failed it first
 
     def ask(self) -> Proposal | None:
-        if self.campaign.strategy == "grid":
-            trial = self._pop_grid_point()
+        while True:
+            trial = self._take()
             if trial is None:
                 return None
-        else:
-            trials = self.study.get_trials(deepcopy=False)
-            started = sum(t.state != TrialState.WAITING for t in trials)
-            retries = sum(_is_retry(t) for t in trials)
-            if started >= self.campaign.max_trials + retries:
-                return None
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # "heartbeat is supposed to be used with optimize"
-                trial = self.study.ask()
+            if not self._is_second_retry(trial):
+                break
+            self.study.tell(trial, state=TrialState.FAIL)  # another worker retries its original
         self.study._storage.set_trial_system_attr(trial._trial_id, _WORKER, self.worker)
         beat = get_heartbeat_thread(trial._trial_id, self.study._storage)
         beat.start()
         self._mine[trial.number] = beat
         return Proposal(values=suggest(trial, self.campaign.space), handle=trial)
+
+    def _take(self) -> optuna.Trial | None:
+        """A new trial to run: the next grid point, or one the sampler proposes (an enqueued
+        retry first); None when the campaign's budget is spent."""
+        if self.campaign.strategy == "grid":
+            return self._pop_grid_point()
+        trials = self.study.get_trials(deepcopy=False)
+        started = sum(t.state != TrialState.WAITING for t in trials)
+        retries = sum(_is_retry(t) for t in trials)
+        if started >= self.campaign.max_trials + retries:
+            return None
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "heartbeat is supposed to be used with optimize"
+            return self.study.ask()
+
+    def _is_second_retry(self, trial: optuna.Trial) -> bool:
+        """Whether `trial` retries a trial that an earlier-numbered trial already retries."""
+        original = trial.user_attrs.get("retry_of")
+        if original is None:
+            return False
+        return any(
+            t.user_attrs.get("retry_of") == original and t.number < trial.number
+            for t in self.study.get_trials(deepcopy=False)
+        )
 
     def _pop_grid_point(self) -> optuna.Trial | None:
         """The next enqueued grid point, taken atomically (Study.ask would sample a point of its
