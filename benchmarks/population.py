@@ -5,7 +5,7 @@ of a one-hidden-layer MLP (128 units, relu, adam 1e-3), or with `--builder cnn` 
 (two blocks of one 3x3 Conv2D, 8 and 16 filters, max pooling; a Dense head of 64 units with the
 Dropout), on the same train/validation split.
 
-- `bare`: for each model `clear_session`, `set_random_seed`, `search_spaces.build_model`, `fit`
+- `bare`: for each model `clear_session`, `set_random_seed`, `Builder.build`, `fit`
   (Keras's own shuffling, validation each epoch): the plain Keras loop, nothing recorded.
 - `population`: `study.population.train_population` of all models at once, in chunks of
   `--members` (everything the trial loop gets: per-member curves, divergence checks, best-epoch
@@ -38,7 +38,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 from scipy import stats  # noqa: E402
 
-from search_spaces import build_model  # noqa: E402
+from search_spaces import BUILDERS, Builder  # noqa: E402
 from study.data import load_dataset  # noqa: E402
 from study.population import Member, train_population  # noqa: E402
 from study.trial import train_run  # noqa: E402
@@ -67,12 +67,12 @@ def grid(args: argparse.Namespace) -> list[tuple[dict, int]]:
     ]
 
 
-def bare(models, data, builder: str) -> list[float]:
+def bare(models, data, builder: Builder) -> list[float]:
     finals = []
     for values, seed in models:
         keras.utils.clear_session(free_memory=False)
         keras.utils.set_random_seed(seed)
-        model = build_model(builder, values, input_shape=data.input_shape, n_outputs=data.n_outputs)
+        model = builder.build(values, input_shape=data.input_shape, n_outputs=data.n_outputs)
         history = model.fit(
             data.x_train,
             data.y_train,
@@ -85,7 +85,7 @@ def bare(models, data, builder: str) -> list[float]:
     return finals
 
 
-def population(models, data, builder: str, members: int, fast: bool = False) -> list[float]:
+def population(models, data, builder: Builder, members: int, fast: bool = False) -> list[float]:
     finals = []
     for begin in range(0, len(models), members):
         chunk = [Member(v, s) for v, s in models[begin : begin + members]]
@@ -102,7 +102,7 @@ def population(models, data, builder: str, members: int, fast: bool = False) -> 
     return finals
 
 
-def sequential_train_run(models, data, builder: str) -> list[float]:
+def sequential_train_run(models, data, builder: Builder) -> list[float]:
     return [
         train_run(
             v,
@@ -147,6 +147,7 @@ def main() -> None:
     args = parser.parse_args()
 
     data = load_dataset(args.dataset, seed=0, limit=args.limit)
+    builder = BUILDERS[args.builder]
     models = grid(args)
     print(
         f"{args.builder} on {args.dataset}: {len(data.x_train)} train, "
@@ -156,24 +157,24 @@ def main() -> None:
     )
     # Warm-up: TensorFlow's one-time start-up is charged to no contender.
     warm = (models[0][0] | {"epochs": 1}, 0)
-    bare([warm], data, args.builder)
-    population([warm, warm], data, args.builder, 2)
+    bare([warm], data, builder)
+    population([warm, warm], data, builder, 2)
 
     n_bare = args.bare_models or len(models)
     # Spread over the grid (a stride one more than len / n crosses Dropout, L2 and seeds).
     spread = models[:: len(models) // n_bare + 1][:n_bare] if n_bare < len(models) else models
-    bare_wall, bare_finals = timed("bare", lambda: bare(spread, data, args.builder), n_bare)
+    bare_wall, bare_finals = timed("bare", lambda: bare(spread, data, builder), n_bare)
     pop_wall, pop_finals = timed(
-        "population", lambda: population(models, data, args.builder, args.members), len(models)
+        "population", lambda: population(models, data, builder, args.members), len(models)
     )
     fast_wall, fast_finals = timed(
         "population-1",
-        lambda: population(models, data, args.builder, args.members, fast=True),
+        lambda: population(models, data, builder, args.members, fast=True),
         len(models),
     )
     if args.train_run:
         run_wall, _ = timed(
-            "train-run", lambda: sequential_train_run(models, data, args.builder), len(models)
+            "train-run", lambda: sequential_train_run(models, data, builder), len(models)
         )
         print(f"train-run / bare: {run_wall / bare_wall * len(models) / n_bare:.3f}x the time")
     for name, wall, finals in [

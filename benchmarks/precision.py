@@ -29,6 +29,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
+from search_spaces import MLP  # noqa: E402
 from search_spaces.keys import PRECISIONS  # noqa: E402
 from study.data import load_dataset  # noqa: E402
 from study.population import Member, train_population  # noqa: E402
@@ -85,14 +86,14 @@ def main() -> None:
         models = grid(args.epochs, args.batch_size, precision)
         # Warm-up: one-time start-up costs are charged to no contender.
         warm = [Member(models[0][0] | {"epochs": 1}, 0), Member(models[1][0] | {"epochs": 1}, 0)]
-        train_run(warm[0].values, builder="mlp", data=data, seed=0, **SCORE)
-        train_population(warm, builder="mlp", data=data, **SCORE)
+        train_run(warm[0].values, builder=MLP, data=data, seed=0, **SCORE)
+        train_population(warm, builder=MLP, data=data, **SCORE)
         n = args.sequential_models
         spread = models[:: len(models) // n + 1][:n] if n < len(models) else models
         timed(
             f"{precision} sequential",
             lambda spread=spread: [
-                train_run(v, builder="mlp", data=data, seed=s, **SCORE).history["val_accuracy"][-1]
+                train_run(v, builder=MLP, data=data, seed=s, **SCORE).history["val_accuracy"][-1]
                 for v, s in spread
             ],
             len(spread),
@@ -102,7 +103,7 @@ def main() -> None:
             lambda models=models: [
                 r.history["val_accuracy"][-1]
                 for r in train_population(
-                    [Member(v, s) for v, s in models], builder="mlp", data=data, **SCORE
+                    [Member(v, s) for v, s in models], builder=MLP, data=data, **SCORE
                 )
             ],
             len(models),

@@ -28,8 +28,11 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from reports.diagnostics import _check_direction, bootstrap_interval
-from study.results import COMPLETE
+from reports._format import format_number
+from reports.diagnostics import bootstrap_interval
+from search_spaces.keys import regularizer_of
+from study.records import rank_by_objective
+from study.results import best_index, check_direction, configuration_objective, direction_sign
 
 FAMILIES = (
     "none",
@@ -85,10 +88,11 @@ _COLUMNS = [
 def family_of(params: Mapping[str, Any]) -> str:
     """The regularizer family of one configuration's values (keys without `param_`).
 
-    Any Dropout rate > 0 (`dropout`, `input_dropout`, `block_dropout`, any `*_dropout`) counts as
-    Dropout. The kernel penalty is `regularizer` when set ("none", "l1", "l2", "l1l2"), less any
-    component whose strength is explicitly 0; unset, it is inferred from which of `l1`, `l2` are
-    > 0. A missing or NaN strength is absent when inferring and present under a named family.
+    Any Dropout rate > 0 (a key whose KeySpec is a Dropout rate: `dropout`, `input_dropout`,
+    `block_dropout`) counts as Dropout. The kernel penalty is `regularizer` when set ("none",
+    "l1", "l2", "l1l2"), less any component whose strength is explicitly 0; unset, it is inferred
+    from which of `l1`, `l2` are > 0. A missing or NaN strength is absent when inferring and
+    present under a named family.
     """
     dropout = any(_positive(v) for k, v in params.items() if _is_dropout_key(k))
     named = params.get("regularizer")
@@ -108,11 +112,13 @@ def family_of(params: Mapping[str, Any]) -> str:
 def strength_of(params: Mapping[str, Any]) -> str:
     """The configuration's regularization values as text, e.g. "dropout=0.25, l2=0.001"."""
     family = family_of(params)
-    parts = [f"{k}={_number(v)}" for k, v in params.items() if _is_dropout_key(k) and _positive(v)]
+    parts = [
+        f"{k}={format_number(v)}" for k, v in params.items() if _is_dropout_key(k) and _positive(v)
+    ]
     for penalty in PENALTIES:
         if penalty in family.split("+")[-1]:
             value = params.get(penalty)
-            parts.append(f"{penalty}={_number(value)}" if _is_set(value) else penalty)
+            parts.append(f"{penalty}={format_number(value)}" if _is_set(value) else penalty)
     return ", ".join(parts) or "none"
 
 
@@ -144,15 +150,17 @@ def compare_families(
     `status`, `param_*`). Sorted by rank (1 = best); families with no configuration complete on
     every seed come last with NaN figures and a note.
     """
-    _check_direction(direction)
+    check_direction(direction)
     if test not in TESTS:
         raise ValueError(f"test: {test!r} is not one of {', '.join(TESTS)}")
-    sign = 1.0 if direction == "maximize" else -1.0
+    sign = direction_sign(direction)
     frame = diagnosis.assign(family=assign_families(diagnosis))
     rows = []
     for family, runs in frame.groupby("family", sort=False):
         rows.append(
-            _family_row(family, runs, sign=sign, confidence=confidence, n_boot=n_boot, seed=seed)
+            _family_row(
+                family, runs, direction=direction, confidence=confidence, n_boot=n_boot, seed=seed
+            )
         )
     if not rows:
         return _with_attrs(pd.DataFrame(columns=_COLUMNS), direction, baseline, alpha, min_seeds)
@@ -172,32 +180,34 @@ def compare_families(
         _note(row, n_base=len(base_values), has_base=len(base) > 0, min_seeds=min_seeds)
         for row in table.to_dict("records")
     ]
-    score = sign * table["objective_mean"]
-    table["rank"] = score.rank(method="min", ascending=False)
+    table["rank"] = rank_by_objective(table["objective_mean"], direction)
     table = table.sort_values(["rank", "family"], na_position="last", kind="stable")
     table = table[_COLUMNS].reset_index(drop=True)
     return _with_attrs(table, direction, baseline, alpha, min_seeds, confidence=confidence)
 
 
 def _family_row(
-    family: str, runs: pd.DataFrame, *, sign: float, confidence: float, n_boot: int, seed: int
+    family: str, runs: pd.DataFrame, *, direction: str, confidence: float, n_boot: int, seed: int
 ) -> dict[str, Any]:
     """The family's best configuration and its figures over seeds (`_values`: the objectives)."""
     row: dict[str, Any] = dict.fromkeys(_COLUMNS, math.nan)
     row |= {"family": family, "strength": "", "n_seeds": 0, "_values": np.array([])}
-    complete = runs.groupby("trial").filter(_complete_on_every_seed)
-    row["n_configurations"] = runs["trial"].nunique()
-    if complete.empty:
+    scores = {
+        trial: configuration_objective(seeds["status"], seeds["objective"])
+        for trial, seeds in runs.groupby("trial", sort=True)
+    }
+    row["n_configurations"] = len(scores)
+    best_position = best_index(scores.values(), direction)  # the first trial on ties
+    if best_position is None:
         return row
-    means = complete.groupby("trial")["objective"].mean() * sign
-    best = means.index[int(np.argmax(means.to_numpy()))]  # first trial on ties
-    chosen = complete[complete["trial"] == best]
+    best = list(scores)[best_position]
+    chosen = runs[runs["trial"] == best]
     values = chosen["objective"].to_numpy(dtype=float)
     gaps = chosen["gap_loss_best"].to_numpy(dtype=float)
     params = {c.removeprefix("param_"): chosen[c].iloc[0] for c in chosen if c.startswith("param_")}
     interval = {"confidence": confidence, "n_boot": n_boot, "seed": seed}
     row |= {"best_trial": best, "strength": strength_of(params), "n_seeds": len(values)}
-    row["objective_mean"] = float(values.mean())
+    row["objective_mean"] = scores[best]
     row["objective_std"] = float(values.std(ddof=1)) if len(values) > 1 else math.nan
     row["objective_low"], row["objective_high"] = bootstrap_interval(values, **interval)
     finite_gaps = gaps[np.isfinite(gaps)]
@@ -205,11 +215,6 @@ def _family_row(
     row["gap_low"], row["gap_high"] = bootstrap_interval(finite_gaps, **interval)
     row["_values"] = values
     return row
-
-
-def _complete_on_every_seed(runs: pd.DataFrame) -> bool:
-    objective = runs["objective"].to_numpy(dtype=float)
-    return bool((runs["status"] == COMPLETE).all() and np.isfinite(objective).all())
 
 
 def _versus(
@@ -350,7 +355,7 @@ def _against_baseline(
 ) -> list[str]:
     """What the family with the highest mean (sorted first) did against the baseline."""
     top = families.iloc[0]
-    versus = f"the baseline ({baseline}, objective {_number(base['objective_mean'])})"
+    versus = f"the baseline ({baseline}, objective {format_number(base['objective_mean'])})"
     if _tied(top["objective_mean"], base["objective_mean"]):
         tied = families[[_tied(m, base["objective_mean"]) for m in families["objective_mean"]]]
         names = _listed([_named(row) for _, row in tied.iterrows()])
@@ -363,9 +368,11 @@ def _against_baseline(
     if difference < 0:
         return [
             f"No regularizer family beats {versus} on average: the closest, {_named(top)}, "
-            f"is {_number(-difference)} worse (objective {_number(top['objective_mean'])})."
+            f"is {format_number(-difference)} worse "
+            f"(objective {format_number(top['objective_mean'])})."
         ]
-    margin = f"by {_number(difference)} (Hedges' g {_number(top['effect_size'])}{_p(top)})"
+    effect = format_number(top["effect_size"])
+    margin = f"by {format_number(difference)} (Hedges' g {effect}{_p(top)})"
     if not top["significant"]:
         why = "within seed noise: a tie" if top["note"] == _NO_DIFFERENCE else top["note"]
         return [
@@ -403,20 +410,20 @@ def _listed(names: list[str]) -> str:
 
 def _figure(row: pd.Series, confidence: float) -> str:
     return (
-        f"{_number(row['objective_mean'])} on average over {int(row['n_seeds'])} seeds"
+        f"{format_number(row['objective_mean'])} on average over {int(row['n_seeds'])} seeds"
         + _interval(row, confidence)
     )
 
 
 def _p(row: pd.Series) -> str:
     p_holm = row["p_holm"]
-    return f", Holm-corrected p = {_number(p_holm)}" if np.isfinite(p_holm) else ""
+    return f", Holm-corrected p = {format_number(p_holm)}" if np.isfinite(p_holm) else ""
 
 
 def _interval(row: pd.Series, confidence: float) -> str:
     if not (np.isfinite(row["objective_low"]) and np.isfinite(row["objective_high"])):
         return ""
-    low, high = _number(row["objective_low"]), _number(row["objective_high"])
+    low, high = format_number(row["objective_low"]), format_number(row["objective_high"])
     return f", {confidence:.0%} interval {low} to {high}"
 
 
@@ -440,9 +447,8 @@ def _with_attrs(
 
 
 def _is_dropout_key(key: str) -> bool:
-    """A Dropout rate: `dropout`, `input_dropout`, `block_dropout`, ... (`spatial_dropout` is a
-    flag, whose booleans `_positive` never counts)."""
-    return key == "dropout" or key.endswith("_dropout")
+    """A Dropout rate, by its KeySpec: `dropout`, `input_dropout`, `block_dropout`."""
+    return regularizer_of(key) == "dropout"
 
 
 def _is_set(value: Any) -> bool:
@@ -466,10 +472,3 @@ def _zero(value: Any) -> bool:
         return _is_set(value) and float(value) <= 0
     except (TypeError, ValueError):
         return False
-
-
-def _number(value: Any) -> str:
-    try:
-        return f"{float(value):.4g}"
-    except (TypeError, ValueError):
-        return str(value)

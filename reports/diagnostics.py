@@ -33,14 +33,16 @@ percentile-bootstrap interval over its COMPLETE seeds of the objective and of th
 from __future__ import annotations
 
 import math
+import statistics
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from study.results import COMPLETE, direction_of
+from study.records import rank_by_objective
+from study.results import Status, best_index, check_direction, configuration_objective, direction_of
 
 PATIENCE = 3
 """Later epochs the validation loss must stay above its minimum for an onset."""
@@ -60,7 +62,6 @@ DIVERGED, INCOMPLETE = "diverged", "incomplete"
 VERDICTS = (UNDERFITTING, GOOD_FIT, OVERFITTING, DIVERGED, INCOMPLETE)
 # A tie between verdicts over seeds goes to the more worrying one.
 _TIE_ORDER = (DIVERGED, OVERFITTING, UNDERFITTING, INCOMPLETE, GOOD_FIT)
-_DIRECTIONS = ("maximize", "minimize")
 
 __all__ = [
     "DIVERGED",
@@ -104,7 +105,7 @@ def verdict_of(
     val_loss: Sequence[float],
     *,
     train_accuracy: Sequence[float] | None = None,
-    status: str = COMPLETE,
+    status: str = Status.COMPLETE,
     failure: str | None = None,
     patience: int = PATIENCE,
 ) -> str:
@@ -113,7 +114,7 @@ def verdict_of(
     val = np.asarray(val_loss, dtype=float)
     if not (np.isfinite(train).all() and np.isfinite(val).all()) or _diverged(failure):
         return DIVERGED
-    if status != COMPLETE or val.size == 0:
+    if status != Status.COMPLETE or val.size == 0:
         return INCOMPLETE
     onset = overfitting_onset(val, patience=patience)
     if onset is not None:
@@ -188,11 +189,9 @@ def _diagnose_one(
     epoch_numbers = curve["epoch"].to_numpy() if "epoch" in curve else np.arange(1, len(curve) + 1)
     out: dict[str, Any] = dict.fromkeys(_RUN_COLUMNS, math.nan)
     out["n_epochs"] = len(curve)
-    out["objective"] = _objective_of(record, curve, objective)
-    out["best_objective_epoch"] = _best_objective_epoch(record, curve, objective)
-    finite = np.isfinite(val)
-    if finite.any():
-        best = int(np.nanargmin(np.where(finite, val, np.nan)))
+    out["objective"], out["best_objective_epoch"] = _best_objective(record, curve, objective)
+    best = best_index(val, "minimize")
+    if best is not None:
         out["best_loss_epoch"] = int(epoch_numbers[best])
         out["min_val_loss"] = val[best]
         out["final_val_loss"] = val[-1]
@@ -207,38 +206,32 @@ def _diagnose_one(
         train if "train_loss" in curve else [],
         val if "val_loss" in curve else [],
         train_accuracy=train_acc if "train_accuracy" in curve else None,
-        status=record.get("status", COMPLETE),
+        status=record.get("status", Status.COMPLETE),
         failure=record.get("failure"),
         patience=patience,
     )
     return out
 
 
-def _objective_of(record: dict[str, Any], curve: pd.DataFrame, objective: str) -> float:
-    """The run's best objective: the records' `best_<objective>`, else from its curve."""
+def _best_objective(
+    record: dict[str, Any], curve: pd.DataFrame, objective: str
+) -> tuple[float, float]:
+    """The run's best objective and its epoch: the records' `best_<objective>` and `best_epoch`,
+    else from its curve (`study.results.best_index`)."""
+    best = None
+    if objective in curve:
+        best = best_index(curve[objective].to_numpy(dtype=float), direction_of(objective))
     if f"best_{objective}" in record:
-        return _float(record[f"best_{objective}"])
-    if objective not in curve:
-        return math.nan
-    values = curve[objective].to_numpy(dtype=float)
-    if not np.isfinite(values).any():
-        return math.nan
-    pick = np.nanmax if direction_of(objective) == "maximize" else np.nanmin
-    return float(pick(np.where(np.isfinite(values), values, np.nan)))
-
-
-def _best_objective_epoch(record: dict[str, Any], curve: pd.DataFrame, objective: str) -> float:
-    """The records' `best_epoch`, else the epoch of the best objective in the curve."""
+        value = _float(record[f"best_{objective}"])
+    else:
+        value = math.nan if best is None else float(curve[objective].iloc[best])
     if "best_epoch" in record:
-        return _float(record["best_epoch"])
-    if objective not in curve:
-        return math.nan
-    values = curve[objective].to_numpy(dtype=float)
-    if not np.isfinite(values).any():
-        return math.nan
-    scores = np.where(np.isfinite(values), values, np.nan)
-    best = np.nanargmax(scores) if direction_of(objective) == "maximize" else np.nanargmin(scores)
-    return float(curve["epoch"].to_numpy()[best]) if "epoch" in curve else float(best + 1)
+        epoch = _float(record["best_epoch"])
+    elif best is None:
+        epoch = math.nan
+    else:
+        epoch = float(curve["epoch"].iloc[best]) if "epoch" in curve else float(best + 1)
+    return value, epoch
 
 
 def bootstrap_interval(
@@ -274,26 +267,26 @@ def summarize_configurations(
 ) -> pd.DataFrame:
     """One row per configuration (trial): the objective and gap over its COMPLETE seeds, its most
     common verdict, and `rank` (1 = best mean among configurations complete on every seed)."""
-    _check_direction(direction)
+    check_direction(direction)
     params = [c for c in diagnosis.columns if c.startswith("param_")]
     rows = []
     for trial, runs in diagnosis.groupby("trial", sort=True):
-        done = runs[runs["status"] == COMPLETE]
+        done = runs[runs["status"] == Status.COMPLETE]
         objective, gap = done["objective"].astype(float), done["gap_loss_best"].astype(float)
         row: dict[str, Any] = {"trial": trial} | {c: runs[c].iloc[0] for c in params}
         row["n_seeds"], row["n_complete"] = len(runs), len(done)
-        row |= _stats("objective", objective, confidence=confidence, n_boot=n_boot, seed=seed)
-        row |= _stats("gap", gap, confidence=confidence, n_boot=n_boot, seed=seed)
+        interval = {"confidence": confidence, "n_boot": n_boot, "seed": seed}
+        row |= _stats("objective", objective, mean=statistics.fmean, **interval)
+        row |= _stats("gap", gap, mean=np.mean, **interval)
         row["verdict"] = most_common_verdict(runs["verdict"])
-        row["_rankable"] = len(done) == len(runs) and np.isfinite(objective).all()
+        row["_score"] = configuration_objective(runs["status"], runs["objective"])
         rows.append(row)
     stats = [f"{name}_{s}" for name in ("objective", "gap") for s in ("mean", "std", "low", "high")]
     columns = ["trial", *params, "n_seeds", "n_complete", *stats, "verdict", "rank"]
     if not rows:
         return pd.DataFrame(columns=columns)
     table = pd.DataFrame(rows)
-    score = table["objective_mean"].where(table.pop("_rankable"))
-    table["rank"] = score.rank(method="min", ascending=direction == "minimize")
+    table["rank"] = rank_by_objective(table.pop("_score"), direction)
     table = table.sort_values(["rank", "trial"], na_position="last", kind="stable")
     return table[columns].reset_index(drop=True)
 
@@ -310,22 +303,24 @@ def most_common_verdict(verdicts: Sequence[str] | pd.Series) -> str:
 
 
 def _stats(
-    name: str, values: pd.Series, *, confidence: float, n_boot: int, seed: int
+    name: str,
+    values: pd.Series,
+    *,
+    mean: Callable[[pd.Series], float],
+    confidence: float,
+    n_boot: int,
+    seed: int,
 ) -> dict[str, float]:
-    """`<name>_mean`, `_std` (ddof=1), `_low`, `_high` (bootstrap) of the finite values."""
+    """`<name>_mean` (by `mean`: the objective's is `study.results.configuration_objective`'s),
+    `_std` (ddof=1), `_low`, `_high` (bootstrap) of the finite values."""
     finite = values[np.isfinite(values)]
     low, high = bootstrap_interval(finite, confidence=confidence, n_boot=n_boot, seed=seed)
     return {
-        f"{name}_mean": float(finite.mean()) if len(finite) else math.nan,
+        f"{name}_mean": float(mean(finite)) if len(finite) else math.nan,
         f"{name}_std": float(finite.std(ddof=1)) if len(finite) > 1 else math.nan,
         f"{name}_low": low,
         f"{name}_high": high,
     }
-
-
-def _check_direction(direction: str) -> None:
-    if direction not in _DIRECTIONS:
-        raise ValueError(f"direction: {direction!r} is not one of maximize, minimize")
 
 
 def _diverged(failure: Any) -> bool:

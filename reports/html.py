@@ -23,6 +23,7 @@ from typing import Any, NamedTuple
 import jinja2
 import pandas as pd
 
+from reports._format import format_number
 from reports.compare import compare_families, describe_comparison, pool_diagnoses
 from reports.diagnostics import diagnose_runs, summarize_configurations
 from reports.plots import Plot, plot_family_distributions, report_plots
@@ -35,7 +36,7 @@ from study.records import (
     read_frozen_campaign,
     read_manifest,
 )
-from study.results import direction_of
+from study.results import Status, direction_of
 from study.store import StoreError
 
 REPORT_FILE = "report.html"
@@ -218,7 +219,7 @@ def render(
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    environment.filters["num"] = _number
+    environment.filters["num"] = format_number
     return environment.get_template("report.html.j2").render(
         title=title,
         generated=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
@@ -237,7 +238,7 @@ def render(
 def _campaign_context(a: CampaignAnalysis) -> dict[str, Any]:
     r, h = a.records, a.headline
     c = r.campaign["campaign"]
-    failed = a.diagnosis[a.diagnosis["status"] != "COMPLETE"]
+    failed = a.diagnosis[a.diagnosis["status"] != Status.COMPLETE]
     return {
         "name": r.name,
         "directory": str(r.directory),
@@ -269,7 +270,7 @@ def _overview(analyses: Sequence[CampaignAnalysis]) -> Table:
     rows = []
     for a in analyses:
         h, c = a.headline, a.records.campaign["campaign"]
-        best = ", ".join(f"{k}={_number(v)}" for k, v in h.best_values.items()) or "—"
+        best = ", ".join(f"{k}={format_number(v)}" for k, v in h.best_values.items()) or "—"
         rows.append(
             [
                 _cell(a.records.name),
@@ -282,7 +283,7 @@ def _overview(analyses: Sequence[CampaignAnalysis]) -> Table:
                 _cell(h.objective_mean),
                 _cell(h.objective_low),
                 _cell(h.objective_high),
-                _cell(", ".join(f"{k} {_number(v)}" for k, v in h.test.items()) or "—"),
+                _cell(", ".join(f"{k} {format_number(v)}" for k, v in h.test.items()) or "—"),
             ]
         )
     columns = [
@@ -327,30 +328,13 @@ def _table(
 
 def _cell(value: Any) -> Cell:
     if isinstance(value, bool) or value is None or isinstance(value, str):
-        return Cell(_number(value), str(value if value is not None else ""), False)
+        return Cell(format_number(value), str(value if value is not None else ""), False)
     try:
         number = float(value)
     except (TypeError, ValueError):
         return Cell(str(value), str(value), False)
     sort = "" if math.isnan(number) else repr(number)
-    return Cell(_number(value), sort, True)
-
-
-def _number(value: Any) -> str:
-    """Numbers as a reader wants them: 4 significant digits, integers whole, missing as —."""
-    if value is None or isinstance(value, str):
-        return value or "—"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return str(value)
-    if math.isnan(number):
-        return "—"
-    if number.is_integer() and abs(number) < 1e6:
-        return str(int(number))
-    return f"{number:.4g}"
+    return Cell(format_number(value), sort, True)
 
 
 def _figure(plot: Plot) -> dict[str, Any]:

@@ -1,8 +1,9 @@
 """Analysis of the search itself: best-so-far, hyperparameter importance, best-found vs budget.
 
 Pure functions on the trials frame of `study.records` (one row per trial x seed). A configuration's
-objective is the mean over its seeds of `best_<objective>`, and only when every one of its seeds
-is COMPLETE with a finite value; otherwise it is NaN (the configuration found nothing).
+objective is `study.records.configuration_objectives`: the mean over its seeds of
+`best_<objective>`, and only when every one of its seeds is COMPLETE with a finite value; otherwise
+it is NaN (the configuration found nothing).
 """
 
 from __future__ import annotations
@@ -12,31 +13,25 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from study.results import COMPLETE
+from study.records import configuration_objectives
+from study.results import Status, check_direction, direction_sign
+
+__all__ = [
+    "MIN_CONFIGURATIONS",
+    "best_so_far",
+    "budget_curve",
+    "configuration_objectives",
+    "hyperparameter_importance",
+]
 
 MIN_CONFIGURATIONS = 5  # fewer complete configurations than this: no importance
-_DIRECTIONS = ("maximize", "minimize")
-
-
-def configuration_objectives(trials: pd.DataFrame, *, objective: str) -> pd.Series:
-    """The objective of each configuration (index `trial`, in trial order): the mean over its
-    seeds of `best_<objective>`, NaN unless every seed is COMPLETE with a finite value."""
-    column = f"best_{objective}"
-    if trials.empty or column not in trials:
-        return pd.Series(dtype=float, name="objective", index=pd.Index([], name="trial"))
-    values = pd.to_numeric(trials[column], errors="coerce")
-    usable = (trials["status"] == COMPLETE) & np.isfinite(values)
-    frame = pd.DataFrame({"trial": trials["trial"], "value": values, "usable": usable})
-    grouped = frame.groupby("trial", sort=True)
-    means = grouped["value"].mean().where(grouped["usable"].all())
-    return means.rename("objective")
 
 
 def best_so_far(trials: pd.DataFrame, *, objective: str, direction: str) -> pd.DataFrame:
     """Per configuration in trial order: `trial`, `objective` (see the module docstring) and
     `best_so_far`, the best objective among this and the earlier configurations (NaN until the
     first one that completed)."""
-    _check_direction(direction)
+    check_direction(direction)
     objectives = configuration_objectives(trials, objective=objective)
     cumulative = objectives.cummax() if direction == "maximize" else objectives.cummin()
     return pd.DataFrame(
@@ -75,7 +70,7 @@ def hyperparameter_importance(
     if trials.empty or column not in trials:
         return empty
     target = pd.to_numeric(trials[column], errors="coerce")
-    runs = trials[(trials["status"] == COMPLETE) & np.isfinite(target)]
+    runs = trials[(trials["status"] == Status.COMPLETE) & np.isfinite(target)]
     if runs["trial"].nunique() < MIN_CONFIGURATIONS:
         return empty
     features = {}
@@ -109,12 +104,12 @@ def budget_curve(
     takes a random order of all configurations and its first `budget` of them, so the curve rises
     (or falls, when minimizing) monotonically and reaches the overall best at budget n.
     """
-    _check_direction(direction)
+    check_direction(direction)
     columns = ["budget", "median", "low", "high"]
     values = configuration_objectives(trials, objective=objective).to_numpy(dtype=float)
     if values.size == 0 or not np.isfinite(values).any():
         return pd.DataFrame({c: pd.Series(dtype=float) for c in columns})
-    sign = 1.0 if direction == "maximize" else -1.0
+    sign = direction_sign(direction)
     scores = np.where(np.isfinite(values), sign * values, -np.inf)  # larger is better
     rng = np.random.default_rng(seed)
     orders = rng.permuted(np.tile(np.arange(values.size), (n_boot, 1)), axis=1)
@@ -139,8 +134,3 @@ def _encode(column: pd.Series) -> np.ndarray:
     finite = values[np.isfinite(values)]
     floor = (finite.min() - 1.0 - abs(finite.min())) if finite.size else 0.0
     return np.where(np.isfinite(values), values, floor)
-
-
-def _check_direction(direction: str) -> None:
-    if direction not in _DIRECTIONS:
-        raise ValueError(f"direction must be 'maximize' or 'minimize', not {direction!r}")

@@ -12,6 +12,9 @@ from typing import Any, NamedTuple
 
 import pandas as pd
 
+from reports._format import format_number
+from study.results import Status
+
 MIN_EDGE_VALUES = 3  # a value is "at the edge" only when at least this many were tried
 
 
@@ -63,8 +66,8 @@ def headline(
             + " is at the edge of the values tried: the optimum may lie beyond; "
             "widen the range there before trusting it (tuning playbook)."
         )
-    if runs.get("FAILED"):
-        sentences.append(f"{runs['FAILED']} runs failed; their reasons are listed below.")
+    if runs.get(Status.FAILED):
+        sentences.append(f"{runs[Status.FAILED]} runs failed; their reasons are listed below.")
     return Headline(
         best_trial=int(best["trial"]),
         best_values=values,
@@ -98,8 +101,9 @@ def _certainty(ranked: pd.DataFrame, objective: str) -> str:
         trials = ", ".join(str(int(t)) for t in tied["trial"])
         return (
             f"{len(tied)} configurations tie for the best {objective} "
-            f"({best['objective_mean']:.4g} on average over seeds; trials {trials}): nothing "
-            f"here prefers one, and trial {int(best['trial'])} is shown as the first of them."
+            f"({format_number(best['objective_mean'])} on average over seeds; trials {trials}): "
+            f"nothing here prefers one, and trial {int(best['trial'])} is shown as the first of "
+            "them."
         )
     overlap = not (
         second["objective_high"] < best["objective_low"]
@@ -108,8 +112,8 @@ def _certainty(ranked: pd.DataFrame, objective: str) -> str:
     if overlap:
         return (
             f"The runner-up (trial {int(second['trial'])}, {objective} "
-            f"{second['objective_mean']:.4g}) lies within the best's 95% interval: the two are "
-            "not told apart by these seeds."
+            f"{format_number(second['objective_mean'])}) lies within the best's 95% interval: "
+            "the two are not told apart by these seeds."
         )
     return (
         f"The best's 95% interval does not overlap the runner-up's (trial {int(second['trial'])}): "
@@ -131,7 +135,7 @@ def at_the_edge(
         value = pd.to_numeric(pd.Series([best[column]]), errors="coerce").iloc[0]
         if len(tried) >= MIN_EDGE_VALUES and not _missing(value):
             if value == tried.max() or (value == tried.min() and value != 0):
-                edges.append(f"{name} ({value:g})")
+                edges.append(f"{name} ({format_number(value)})")
     return edges
 
 

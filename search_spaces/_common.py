@@ -1,4 +1,7 @@
-"""What every builder shares: optimizer, loss and metrics, the output layer, normalization."""
+"""What every builder shares: optimizer, loss and metrics, the output layer, normalization.
+
+Each function reads complete values (`search_spaces.architecture.Builder.complete`).
+"""
 
 from __future__ import annotations
 
@@ -7,14 +10,11 @@ from typing import Any
 
 import keras
 
-from search_spaces.keys import TRAIN_KEYS
-
 
 def make_optimizer(values: Mapping[str, Any]) -> keras.optimizers.Optimizer:
-    name = values.get("optimizer", TRAIN_KEYS["optimizer"].default)
-    rate = float(values.get("learning_rate", TRAIN_KEYS["learning_rate"].default))
+    name, rate = values["optimizer"], float(values["learning_rate"])
     if name == "sgd":
-        return keras.optimizers.SGD(rate, momentum=float(values.get("momentum", 0.0)))
+        return keras.optimizers.SGD(rate, momentum=float(values["momentum"]))
     if name == "rmsprop":
         return keras.optimizers.RMSprop(rate)
     if name == "adam":
@@ -43,15 +43,6 @@ def output_layer(n_outputs: int, task: str, regularizer: Any) -> keras.layers.De
         name="output",
         dtype="float32",
     )
-
-
-def per_layer(value: Any, count: int, key: str) -> list[Any]:
-    """One value per layer: a list of exactly `count`, or a single value repeated."""
-    if isinstance(value, (list, tuple)):
-        if len(value) != count:
-            raise ValueError(f"{key}: {len(value)} values for {count} layers")
-        return list(value)
-    return [value] * count
 
 
 def normalize_and_activate(x: Any, values: Mapping[str, Any], suffix: str) -> Any:

@@ -1,24 +1,25 @@
-"""The builders' networks as plain data, and the Keras models made from them.
+"""The builders (`Builder`: `MLP`, `CNN`) and their networks as plain data, without Keras.
 
-`layers(builder, values, input_shape)` lists the layers `build_mlp` and `build_cnn` create, in the
-order they create them, with their shapes. `build_model` turns that list into one compiled Keras
-model; `search_spaces.stacked` turns it into K models stacked along a leading member axis. One
-description serves both, so a population member and the same configuration trained alone cannot
-drift apart (`tests/study/test_population.py` checks them against each other bit for bit).
+A campaign resolves its `model.builder` name to one `Builder` (`BUILDERS`) once; training alone,
+population training and validation all use that object. `Builder.layers` lists the layers the
+model creates, in the order it creates them, with their shapes: `search_spaces.model` turns that
+list into one compiled Keras model, `search_spaces.stacked` into K models stacked along a leading
+member axis. One description serves both, so a population member and the same configuration
+trained alone cannot drift apart (`tests/study/test_population.py` checks them bit for bit).
+Keras is imported when a model is built (`Builder.build`), not when a campaign is read.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
-import keras
+from search_spaces.keys import CNN_KEYS, MLP_KEYS, TRAIN_KEYS, KeySpec
 
-from search_spaces._common import compile_model, normalize_and_activate, output_layer, per_layer
-from search_spaces.keys import defaults
-from search_spaces.regularizers import kernel_regularizer
+if TYPE_CHECKING:
+    import keras
 
 
 @dataclass(frozen=True)
@@ -96,21 +97,78 @@ class Pool:
 Layer = Flatten | Dropout | Dense | Conv | Activate | Pool
 
 
-def layers(
-    builder: str, values: Mapping[str, Any], input_shape: tuple[int, ...], n_outputs: int
-) -> list[Layer]:
-    """The layers of `builder` ("mlp" or "cnn") for `values` (every key of `defaults(builder)`),
-    in the order the builder creates them (the order Keras draws their seeds in)."""
-    if builder == "mlp":
-        hidden, width = _mlp_layers(values, input_shape)
-    elif builder == "cnn":
-        hidden, width = _cnn_layers(values, input_shape)
-    else:
-        raise ValueError(f"builder: unknown {builder!r}")
-    return [*hidden, Dense("output", width, n_outputs, output=True)]
+# The hidden layers of a builder for complete values and an input shape, and the width of the
+# last one (the output layer's fan-in).
+Plan = Callable[[Mapping[str, Any], tuple[int, ...]], tuple[list[Layer], int]]
+
+
+@dataclass(frozen=True)
+class Builder:
+    """A model builder: its name (`model.builder`), the model keys it reads (with `TRAIN_KEYS`),
+    the hidden layers it plans, and whether its inputs must be images (height, width, channels).
+    """
+
+    name: str
+    keys: Mapping[str, KeySpec] = field(repr=False)
+    plan: Plan = field(repr=False)
+    needs_images: bool = False
+
+    def defaults(self) -> dict[str, Any]:
+        """Every model and training key with its default value."""
+        return {key: spec.default for key, spec in {**self.keys, **TRAIN_KEYS}.items()}
+
+    def complete(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        """`values` with every missing key at its default: the complete values that the layer
+        code (`layers`, `search_spaces.model`, `search_spaces.stacked`) reads."""
+        return self.defaults() | dict(values)
+
+    @property
+    def member_keys(self) -> frozenset[str]:
+        """The keys the members of one population may differ in (KeySpec.per_member)."""
+        specs = {**self.keys, **TRAIN_KEYS}
+        return frozenset(key for key, spec in specs.items() if spec.per_member)
+
+    def layers(
+        self, values: Mapping[str, Any], input_shape: tuple[int, ...], n_outputs: int
+    ) -> list[Layer]:
+        """The layers for complete `values`, in the order the model creates them (the order
+        Keras draws their seeds in)."""
+        if self.needs_images and len(input_shape) != 3:
+            raise ValueError(
+                f"{self.name} needs images (height, width, channels), got {input_shape}"
+            )
+        hidden, width = self.plan(values, input_shape)
+        return [*hidden, Dense("output", width, n_outputs, output=True)]
+
+    def build(
+        self,
+        values: Mapping[str, Any],
+        *,
+        input_shape: tuple[int, ...],
+        n_outputs: int,
+        task: str = "classification",
+    ) -> keras.Model:
+        """The compiled Keras model for `values` (any of `keys` and `TRAIN_KEYS`; missing keys
+        take their defaults). The kernel regularizer applies to every kernel, the output's
+        included. Imports Keras."""
+        from search_spaces.model import build_model
+
+        return build_model(
+            self, self.complete(values), input_shape=input_shape, n_outputs=n_outputs, task=task
+        )
+
+
+def per_layer(value: Any, count: int, key: str) -> list[Any]:
+    """One value per layer: a list of exactly `count`, or a single value repeated."""
+    if isinstance(value, (list, tuple)):
+        if len(value) != count:
+            raise ValueError(f"{key}: {len(value)} values for {count} layers")
+        return list(value)
+    return [value] * count
 
 
 def _mlp_layers(v: Mapping[str, Any], input_shape: tuple[int, ...]) -> tuple[list[Layer], int]:
+    """[input Dropout] -> (Dense [-> BatchNorm] -> activation -> Dropout) x hidden_layers."""
     out: list[Layer] = [Flatten()] if len(input_shape) > 1 else []
     out.append(Dropout("input_dropout", "input_dropout"))
     width = math.prod(input_shape)
@@ -125,8 +183,9 @@ def _mlp_layers(v: Mapping[str, Any], input_shape: tuple[int, ...]) -> tuple[lis
 
 
 def _cnn_layers(v: Mapping[str, Any], input_shape: tuple[int, ...]) -> tuple[list[Layer], int]:
-    if len(input_shape) != 3:
-        raise ValueError(f"build_cnn needs images (height, width, channels), got {input_shape}")
+    """Blocks of (Conv2D [-> BatchNorm] -> activation) x convs_per_block -> pooling -> Dropout
+    or SpatialDropout2D, then a dense head with Dropout. A block skips its pooling once the
+    feature map is less than 2 high or wide."""
     height, width, channels = input_shape
     out: list[Layer] = []
     for b, filters in enumerate(per_layer(v["filters"], v["conv_blocks"], "filters"), start=1):
@@ -152,81 +211,6 @@ def _cnn_layers(v: Mapping[str, Any], input_shape: tuple[int, ...]) -> tuple[lis
     return out, features
 
 
-def build_model(
-    builder: str,
-    values: Mapping[str, Any],
-    *,
-    input_shape: tuple[int, ...],
-    n_outputs: int,
-    task: str = "classification",
-) -> keras.Model:
-    """The compiled Keras model of `builder` for `values` (missing keys take their defaults)."""
-    v = defaults(builder) | dict(values)
-    regularizer = kernel_regularizer(v)
-    inputs = keras.Input(shape=input_shape, name="inputs")
-    x = inputs
-    for layer in layers(builder, v, input_shape, n_outputs):
-        if isinstance(layer, Flatten):
-            x = keras.layers.Flatten(name=layer.name)(x)
-        elif isinstance(layer, Dropout) and v[layer.key] > 0:
-            kind = keras.layers.SpatialDropout2D if layer.spatial else keras.layers.Dropout
-            x = kind(v[layer.key], name=layer.name)(x)
-        elif isinstance(layer, Dense) and layer.output:
-            x = output_layer(n_outputs, task, regularizer)(x)
-        elif isinstance(layer, Dense):
-            x = keras.layers.Dense(
-                layer.units,
-                kernel_regularizer=regularizer,
-                use_bias=not v["batch_norm"],
-                name=layer.name,
-            )(x)
-        elif isinstance(layer, Conv):
-            x = keras.layers.Conv2D(
-                layer.filters,
-                layer.kernel_size,
-                padding="same",
-                kernel_regularizer=regularizer,
-                use_bias=not v["batch_norm"],
-                name=layer.name,
-            )(x)
-        elif isinstance(layer, Activate):
-            x = normalize_and_activate(x, v, layer.suffix)
-        elif isinstance(layer, Pool):
-            kind = (
-                keras.layers.MaxPooling2D if layer.kind == "max" else keras.layers.AveragePooling2D
-            )
-            x = kind(2, name=layer.name)(x)
-    return compile_model(keras.Model(inputs, x, name=builder), v, task)
-
-
-def build_mlp(
-    values: Mapping[str, Any],
-    *,
-    input_shape: tuple[int, ...],
-    n_outputs: int,
-    task: str = "classification",
-) -> keras.Model:
-    """A compiled MLP: [input Dropout] -> (Dense [-> BatchNorm] -> activation -> Dropout) x N
-    -> output.
-
-    `values` holds any of `search_spaces.keys.MLP_KEYS` and `TRAIN_KEYS`; missing keys take their
-    defaults. The kernel regularizer applies to every Dense kernel, the output's included.
-    """
-    return build_model("mlp", values, input_shape=input_shape, n_outputs=n_outputs, task=task)
-
-
-def build_cnn(
-    values: Mapping[str, Any],
-    *,
-    input_shape: tuple[int, ...],
-    n_outputs: int,
-    task: str = "classification",
-) -> keras.Model:
-    """A compiled CNN: blocks of (Conv2D [-> BatchNorm] -> activation) x convs_per_block -> pooling
-    -> Dropout or SpatialDropout2D, then a dense head with Dropout.
-
-    `values` holds any of `search_spaces.keys.CNN_KEYS` and `TRAIN_KEYS`; missing keys take their
-    defaults. The kernel regularizer applies to every conv and Dense kernel. A block skips its
-    pooling once the feature map is less than 2 high or wide.
-    """
-    return build_model("cnn", values, input_shape=input_shape, n_outputs=n_outputs, task=task)
+MLP = Builder("mlp", MLP_KEYS, _mlp_layers)
+CNN = Builder("cnn", CNN_KEYS, _cnn_layers, needs_images=True)
+BUILDERS: dict[str, Builder] = {builder.name: builder for builder in (MLP, CNN)}

@@ -27,6 +27,11 @@ class KeySpec:
     high_open: bool = False
     choices: tuple[Any, ...] | None = None
     per_layer: bool = False  # may also be a list with one value per layer or block
+    # The regularizer whose rate or strength this key sets: "dropout", "l1" or "l2".
+    regularizer: str | None = None
+    # Members of one population (study.population) may differ in it: the stacked model holds
+    # one value per member.
+    per_member: bool = False
     doc: str = ""
 
     def coerce(self, value: Any) -> Any:
@@ -73,8 +78,16 @@ def _show(bound: float) -> str:
 
 _TYPE_NAMES = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
 
-_RATE = dict(kind=float, default=0.0, low=0.0, high=1.0, high_open=True)
-_STRENGTH = dict(kind=float, default=0.0, low=0.0)
+_RATE = dict(
+    kind=float,
+    default=0.0,
+    low=0.0,
+    high=1.0,
+    high_open=True,
+    regularizer="dropout",
+    per_member=True,
+)
+_STRENGTH = dict(kind=float, default=0.0, low=0.0, per_member=True)
 # Upper bounds of counts and sizes: far above any sensible model, low enough to refuse a typo
 # like 10**30 before it builds anything.
 _LAYERS, _WIDTH = 1_000, 65_536
@@ -85,10 +98,11 @@ _REGULARIZATION = {
         str,
         None,
         choices=REGULARIZERS,
+        per_member=True,
         doc="kernel regularizer family; unset: inferred from which of l1, l2 are > 0",
     ),
-    "l1": KeySpec(**_STRENGTH, doc="L1 strength on every kernel"),
-    "l2": KeySpec(**_STRENGTH, doc="L2 strength on every kernel"),
+    "l1": KeySpec(**_STRENGTH, regularizer="l1", doc="L1 strength on every kernel"),
+    "l2": KeySpec(**_STRENGTH, regularizer="l2", doc="L2 strength on every kernel"),
     "batch_norm": KeySpec(bool, False, doc="batch normalization before each activation"),
     "activation": KeySpec(str, "relu", choices=ACTIVATIONS),
 }
@@ -123,7 +137,7 @@ TRAIN_KEYS: dict[str, KeySpec] = {
     "epochs": KeySpec(int, 20, low=1, high=100_000),
     "batch_size": KeySpec(int, 64, low=1, high=2**20),
     "optimizer": KeySpec(str, "adam", choices=OPTIMIZERS),
-    "learning_rate": KeySpec(float, 1e-3, low=1e-12, high=10.0),
+    "learning_rate": KeySpec(float, 1e-3, low=1e-12, high=10.0, per_member=True),
     "momentum": KeySpec(float, 0.0, low=0.0, high=1.0, high_open=True, doc="sgd only"),
     "precision": KeySpec(
         str,
@@ -134,9 +148,12 @@ TRAIN_KEYS: dict[str, KeySpec] = {
     ),
 }
 
-BUILDER_KEYS: dict[str, dict[str, KeySpec]] = {"mlp": MLP_KEYS, "cnn": CNN_KEYS}
+_REGULARIZER_OF = {
+    key: spec.regularizer for key, spec in (MLP_KEYS | CNN_KEYS).items() if spec.regularizer
+}
 
 
-def defaults(builder: str) -> dict[str, Any]:
-    """Every model and training key of `builder` with its default value."""
-    return {k: s.default for k, s in {**BUILDER_KEYS[builder], **TRAIN_KEYS}.items()}
+def regularizer_of(key: str) -> str | None:
+    """The regularizer ("dropout", "l1" or "l2") whose rate or strength the model key `key`
+    sets, from its KeySpec; None for any other key (`spatial_dropout` is a flag: None)."""
+    return _REGULARIZER_OF.get(key)

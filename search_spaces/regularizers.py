@@ -18,9 +18,9 @@ def regularizer_family(values: Mapping[str, Any]) -> str:
 
 
 def kernel_regularizer(values: Mapping[str, Any]) -> keras.regularizers.Regularizer | None:
-    """The Keras regularizer of the family, or None for "none"."""
+    """The Keras regularizer of the family, or None for "none" (`values`: complete)."""
     family = regularizer_family(values)
-    l1, l2 = float(values.get("l1", 0.0)), float(values.get("l2", 0.0))
+    l1, l2 = float(values["l1"]), float(values["l2"])
     if family == "none":
         return None
     if family == "l1":

@@ -5,8 +5,9 @@ layers multiply as one batched product, Conv2D layers convolve member by member 
 convolution (`CONVOLUTIONS`). Each member has its own Dropout rates and masks and its own L1/L2
 strengths, and the loss is the sum of the members' losses, so each member's gradients (and an
 element-wise optimizer's state) are its own; `member_optimizer` gives each its learning rate.
-`member_initial_state` draws the initial weights and Dropout seeds `build_model` would draw for
-one member; `study.population` trains the model.
+`member_initial_state` draws the initial weights and Dropout seeds `Builder.build` would draw for
+one member; `study.population` trains the model. Every member's values are complete
+(`Builder.complete`).
 """
 
 from __future__ import annotations
@@ -23,13 +24,13 @@ from keras import ops
 from search_spaces._common import make_optimizer
 from search_spaces.architecture import (
     Activate,
+    Builder,
     Conv,
     Dense,
     Dropout,
     Flatten,
     Layer,
     Pool,
-    layers,
 )
 from search_spaces.regularizers import regularizer_family
 
@@ -64,7 +65,7 @@ class _MemberMean(keras.metrics.Metric):
 
 
 class StackedModel(keras.Model):
-    """K models of one builder's architecture (`search_spaces.architecture.layers`) as one.
+    """K models of one builder's architecture (`Builder.layers`) as one.
 
     Inputs: a shared batch (B, *input_shape), or one batch per member (K, B, *input_shape).
     Outputs: (predictions (K, B, n_outputs), regularization penalty per member (K,)).
@@ -78,7 +79,7 @@ class StackedModel(keras.Model):
         values: Sequence[Mapping[str, Any]],
         seeds: Sequence[int],
         *,
-        builder: str,
+        builder: Builder,
         input_shape: tuple[int, ...],
         n_outputs: int,
         task: str,
@@ -89,10 +90,10 @@ class StackedModel(keras.Model):
             raise ValueError(f"masks: {masks!r} is not one of {', '.join(MASKS)}")
         if conv not in CONVOLUTIONS:
             raise ValueError(f"conv: {conv!r} is not one of {', '.join(CONVOLUTIONS)}")
-        super().__init__(name=f"stacked_{builder}")
+        super().__init__(name=f"stacked_{builder.name}")
         self.size, self.task, self.masks, self.conv = len(values), task, masks, conv
         self.sample_rank = len(input_shape)
-        self.plan = layers(builder, values[0], input_shape, n_outputs)
+        self.plan = builder.layers(values[0], input_shape, n_outputs)
         weighted = [layer for layer in self.plan if isinstance(layer, (Dense, Conv))]
         self.widest = max(layer.activations for layer in weighted)
         self.activation = keras.activations.get(values[0]["activation"])
@@ -100,7 +101,7 @@ class StackedModel(keras.Model):
         self.kernels, self.biases = {}, {}
         for i, layer in enumerate(weighted):
             # Not autocast (mixed precision): `call` casts the weights to the compute dtype of
-            # each layer (float32 for the output layer, as in build_model), and the penalty
+            # each layer (float32 for the output layer, as in Builder.build), and the penalty
             # reads the kernels in float32, as Keras's regularizers do.
             kernel = self.add_weight(
                 shape=(self.size, *layer.kernel_shape),
@@ -316,22 +317,22 @@ def _member_labels(y: Any, per_member: bool, size: int, outputs: int, task: str)
 def _coefficients(values: Mapping[str, Any]) -> tuple[float, float]:
     """The (l1, l2) a member's regularizer applies, as `kernel_regularizer` builds it."""
     family = regularizer_family(values)
-    l1 = float(values.get("l1", 0.0)) if family in ("l1", "l1l2") else 0.0
-    l2 = float(values.get("l2", 0.0)) if family in ("l2", "l1l2") else 0.0
+    l1 = float(values["l1"]) if family in ("l1", "l1l2") else 0.0
+    l2 = float(values["l2"]) if family in ("l2", "l1l2") else 0.0
     return l1, l2
 
 
 def member_initial_state(
     values: Mapping[str, Any], seed: int, plan: Sequence[Layer]
 ) -> dict[str, Any]:
-    """The initial kernels, and the Dropout seeds by layer name, that `build_model` draws for
+    """The initial kernels, and the Dropout seeds by layer name, that `Builder.build` draws for
     `values` under `seed_everything(seed)`, without building the model (`plan`: its layers).
 
     Keras seeds each kernel initializer and each Dropout layer's seed generator from Python's
     `random`, in the order the layers are created (a Dropout layer of rate 0 is not created).
     Drawing in that order gives the same seeds, and a Glorot-uniform kernel drawn from the same
     seed with one member's kernel shape is the same kernel. (`tests/study/test_population.py`
-    checks this against `build_model` bit for bit.)
+    checks this against `Builder.build` bit for bit.)
     """
     draws = random.Random(seed)
 

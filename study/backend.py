@@ -15,7 +15,7 @@ def set_determinism(enabled: bool) -> None:
 
     TensorFlow: op determinism (deterministic kernels on CPU and GPU; an op without a
     deterministic implementation raises instead of silently varying). JAX on CPU is deterministic
-    already; JAX and PyTorch on GPUs are not made deterministic here (see the README).
+    already; JAX and PyTorch on GPUs are not made deterministic here (see docs/reproducibility.md).
     """
     if keras.backend.backend() == "tensorflow":
         from tensorflow.python.framework import config  # the switch and its state

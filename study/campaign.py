@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import sqlite3
-import statistics
 import time
-from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,15 +24,9 @@ from study.backend import set_determinism
 from study.config import Campaign, check_against_data
 from study.data import Dataset, load_dataset
 from study.drivers import Chief, Driver, Proposal, make_driver
-from study.isolate import IsolatedRunner
+from study.executor import EpochHook, InProcess, make_executor
 from study.manifest import MANIFEST_FILE, session_manifest
-from study.population import (
-    Member,
-    plan_populations,
-    population_arithmetic,
-    population_size,
-    train_population,
-)
+from study.population import Member, plan_populations
 from study.progress import Progress
 from study.records import (
     CAMPAIGN_FILE,
@@ -44,10 +38,10 @@ from study.records import (
     read_manifest,
     summarize_history,
 )
-from study.results import COMPLETE, FAILED, FINISHED, RunResult
+from study.results import FINISHED, RunResult, Status, configuration_objective, is_better
 from study.seeding import derive_seed
 from study.store import STORE_NAME, RecordStore, StoredRun, StoreError, check_sqlite_file
-from study.trial import evaluate_run, train_run
+from study.trial import evaluate_run
 
 # The engines' own state in a folder (study.drivers): checked before a session writes anything.
 ENGINE_SQLITE_FILES = ("optuna.sqlite",)
@@ -87,20 +81,17 @@ def run_campaign(
         campaign, directory, source_text=source_text, command=command, record=record
     )
     store = open_store(campaign, directory)
-    driver = make_driver(campaign, directory, chief=chief)
-    runner = IsolatedRunner(data, campaign.deterministic, isolate) if isolate > 0 else None
+    driver = make_driver(campaign, directory, chief=chief, liveness=store)
+    executor = make_executor(campaign, data, isolate=isolate, shared=shared)
     try:
         driver.open()
         n_configurations = campaign.n_configurations()
         total = None if n_configurations is None else n_configurations * len(campaign.seeds)
         with Progress(total=total, enabled=progress, finished=store.finished_runs()) as bar:
-            _TrialLoop(
-                campaign, data, store, driver, directory, bar, runner=runner, shared=shared
-            ).run()
+            _TrialLoop(campaign, data, store, driver, directory, bar, executor).run()
         return evaluate_chosen(campaign, data, store, directory) if evaluate else None
     finally:
-        if runner is not None:
-            runner.close()
+        executor.close()
         driver.close()
         store.close()
 
@@ -239,8 +230,28 @@ def _changed_keys(before: Any, after: Any, prefix: str = "") -> list[str]:
     return [] if before == after else [prefix.rstrip(".")]
 
 
+@dataclass
+class _Run:
+    """One configuration x seed of the batch the trial loop is training."""
+
+    index: int  # the configuration's place in the batch
+    proposal: Proposal
+    trial: int
+    seed: int
+    key: str  # the configuration's key (search_spaces.configuration_key)
+    values: dict[str, Any]
+
+
 class _TrialLoop:
-    """Ask, train each seed (or find it in the store), tell; stop after too many failures."""
+    """Ask the engine for configurations, train their runs (one per seed) through the executor,
+    record each run, tell the engine each configuration's objective; stop after too many failures.
+
+    One path for every executor: the runs of a batch of configurations are grouped (populations
+    of runs that share an architecture, up to the executor's size, or one run a group), each
+    group is claimed in the record store and trained; runs another live worker holds are waited
+    for after this worker's own. A configuration stops at its first run that does not complete:
+    its runs not started yet are skipped, and it is told FAILED (or PRUNED) with that run's reason.
+    """
 
     def __init__(
         self,
@@ -250,27 +261,18 @@ class _TrialLoop:
         driver: Driver,
         directory: Path,
         bar: Progress,
-        *,
-        runner: Callable[..., RunResult] | None = None,
-        shared: bool = False,
+        executor: InProcess,
     ) -> None:
         self.campaign, self.data, self.store, self.driver = campaign, data, store, driver
-        self.directory, self.bar = directory, bar
-        self.runner = runner  # None: study.trial.train_run in this process
-        self.shared = shared  # other workers train this campaign too
-        self.best: float | None = None
+        self.directory, self.bar, self.executor = directory, bar, executor
+        self.best = math.nan  # the best configuration's objective so far
+        self._said_alone = False
 
     def run(self) -> None:
         failures = 0
-        c = self.campaign
-        size, why_not = population_size(
-            c.population,
-            pruner=c.pruner,
-            isolated=self.runner is not None,
-            shared=self.shared,
-        )
-        if why_not:  # said once per campaign (and process), not once per configuration
-            self.bar.note(f"population: {why_not}")
+        c, size = self.campaign, self.executor.size
+        if self.executor.why_not:  # said once per campaign (and process)
+            self.bar.note(f"population: {self.executor.why_not}")
         elif size > 1 and c.population == "auto":
             self.bar.note(
                 f'population: "auto": runs that share an architecture train together, up to '
@@ -278,10 +280,11 @@ class _TrialLoop:
             )
         n_asked = -(-size // len(c.seeds))  # configurations whose runs fill one population
         while batch := self._ask(n_asked):
-            outcomes = self._train_together(batch, size) if size > 1 else [self.train(batch[0])]
-            for proposal, (objective, status, failure) in zip(batch, outcomes, strict=True):
+            for proposal, (objective, status, failure) in zip(
+                batch, self._train(batch), strict=True
+            ):
                 self.driver.tell(proposal, objective, status, failure)
-                failures = failures + 1 if status == FAILED else 0
+                failures = failures + 1 if status == Status.FAILED else 0
                 if failures >= c.max_consecutive_failures:
                     raise CampaignError(
                         f"{failures} configurations failed in a row "
@@ -295,140 +298,125 @@ class _TrialLoop:
             batch.append(proposal)
         return batch
 
-    def _train_together(
-        self, batch: list[Proposal], size: int
-    ) -> list[tuple[float | None, str, str]]:
-        """`train` for several configurations: their unfinished runs that share an architecture
-        train as populations of up to `size` (study.population), the others one at a time.
-
-        Runs another live worker holds are waited for only after this worker's own are trained,
-        so that two workers never wait for each other's claims."""
-        c, ended = self.campaign, {}
-        claimed, held = [], []  # ((proposal index, trial, seed, key), values)
-        for p, proposal in enumerate(batch):
+    def _train(self, batch: list[Proposal]) -> list[tuple[float | None, str, str]]:
+        """Each configuration's objective (mean over seeds), status and failure reason."""
+        c = self.campaign
+        ended: dict[tuple[int, int], tuple[str, dict, str]] = {}  # (index, seed) -> how it ended
+        pending = []
+        for index, proposal in enumerate(batch):
             values = c.values(proposal.values)
             key = configuration_key(values)
             trial = self.store.trial_for(key, values)
             for seed in c.seeds:
-                run = self.store.run(trial, seed)
-                if run is not None and run.status in FINISHED:
-                    ended[p, seed] = run.status, run.history, run.failure
-                    self.bar.finish_run(trial, seed)
+                run = _Run(index, proposal, trial, seed, key, values)
+                stored = self.store.run(trial, seed)
+                if stored is not None and stored.status in FINISHED:
+                    self._ended(ended, run, stored)
                 else:
-                    mine = self.store.start_run(trial, seed)
-                    (claimed if mine else held).append(((p, trial, seed, key), values))
-        values_of = dict(claimed + held)
-
-        def train(tags: list[tuple[int, int, int, str]]) -> None:
-            first = tags[0]
-            self.bar.start_run(first[1], first[2], int(values_of[first]["epochs"]), runs=len(tags))
-            members = [
-                Member(
-                    values_of[t],
-                    derive_seed(c.seed, t[3], t[2]),
-                    weights_path(self.directory, t[1], t[2]),
-                )
-                for t in tags
-            ]
-            population = None  # what `study verify` replays: the members, in order, and how
-            if len(tags) > 1:
-                arithmetic = population_arithmetic(masks=c.population_masks)
-                population = {"members": [[t[1], t[2]] for t in tags], **arithmetic}
-                results = train_population(
-                    members,
-                    builder=c.builder,
-                    data=self.data,
-                    objective=c.objective,
-                    direction=c.direction,
-                    on_epoch=self.bar.epoch,
-                    **arithmetic,
-                )
+                    pending.append(run)
+        held = []
+        for group in self._groups(pending):
+            mine = []
+            for run in group:
+                if self._skipped(ended, run):
+                    continue
+                stored = self.store.run(run.trial, run.seed)
+                if stored is not None and stored.status in FINISHED:
+                    self._ended(ended, run, stored)
+                elif self.store.start_run(run.trial, run.seed):
+                    mine.append(run)
+                else:
+                    held.append(run)
+            if mine:
+                self._train_group(mine, ended)
+        for run in held:  # another worker's: waited for now, trained if that worker died
+            if self._skipped(ended, run):
+                continue
+            stored = self._finished_or_claimed(run.trial, run.seed)
+            if stored is None:
+                self._train_group([run], ended)
             else:
-                results = [
-                    (self.runner or train_run)(
-                        members[0].values,
-                        builder=c.builder,
-                        data=self.data,
-                        seed=members[0].seed,
-                        objective=c.objective,
-                        direction=c.direction,
-                        weights_path=members[0].weights_path,
-                        on_epoch=lambda epoch, value: self.bar.epoch(epoch),
-                    )
-                ]
-            for (p, trial, seed, _), result in zip(tags, results, strict=True):
-                self.store.finish_run(trial, seed, result, population=population)
-                share_weights(self.store, self.directory, trial, seed)
-                self.bar.finish_run(trial, seed)
-                ended[p, seed] = result.status, result.history, result.failure
+                self._ended(ended, run, stored)
+        return [self._outcome(ended, index) for index in range(len(batch))]
 
-        populations, alone = plan_populations(claimed, builder=c.builder, size=size)
-        if alone and not getattr(self, "_said_alone", False):
+    def _groups(self, runs: list[_Run]) -> list[list[_Run]]:
+        """Runs that train together: populations up to the executor's size, in order, then the
+        runs that share their architecture with no other; one run a group at size 1."""
+        if self.executor.size == 1:
+            return [[run] for run in runs]
+        populations, alone = plan_populations(
+            [(run, run.values) for run in runs],
+            builder=self.campaign.builder,
+            size=self.executor.size,
+        )
+        if alone and not self._said_alone:
             self._said_alone = True
             self.bar.note(
                 f"population: {len(alone)} run(s) share their architecture with no other "
                 "waiting run (or use batch normalization); they train one at a time"
             )
-        for tags in [*populations, *([tag] for tag in alone)]:
-            train(tags)
-        for tag, _ in held:
-            run = self._finished_or_claimed(tag[1], tag[2])
-            if run is None:  # its worker died: claimed now
-                train([tag])
-            else:
-                ended[tag[0], tag[2]] = run.status, run.history, run.failure
-                self.bar.finish_run(tag[1], tag[2])
-        outcomes = []
-        for p in range(len(batch)):
-            runs = [ended[p, seed] for seed in c.seeds]
-            failed = next((run for run in runs if run[0] != COMPLETE), None)
-            if failed is not None:
-                outcomes.append((None, failed[0], failed[2]))
-                continue
-            objective = statistics.fmean(
+        return [*populations, *([run] for run in alone)]
+
+    def _train_group(self, group: list[_Run], ended: dict) -> None:
+        """Train runs this worker has claimed, together, and record each."""
+        c, first = self.campaign, group[0]
+        self.bar.start_run(first.trial, first.seed, int(first.values["epochs"]), runs=len(group))
+        members = [
+            Member(
+                run.values,
+                derive_seed(c.seed, run.key, run.seed),
+                weights_path(self.directory, run.trial, run.seed),
+            )
+            for run in group
+        ]
+        # Pruning compares configurations on their first seed, epoch by epoch.
+        prune = len(group) == 1 and first.seed == c.seeds[0]
+        results = self.executor.train(members, self._epoch_hook(first.proposal, prune=prune))
+        population = None  # what `study verify` replays: the members, in order, and how
+        if len(group) > 1:
+            population = {
+                "members": [[run.trial, run.seed] for run in group],
+                **self.executor.arithmetic,
+            }
+        for run, result in zip(group, results, strict=True):
+            self.store.finish_run(run.trial, run.seed, result, population=population)
+            share_weights(self.store, self.directory, run.trial, run.seed)
+            self._ended(ended, run, result)
+
+    def _ended(self, ended: dict, run: _Run, result: RunResult | StoredRun) -> None:
+        ended[run.index, run.seed] = result.status, result.history, result.failure
+        self.bar.finish_run(run.trial, run.seed)
+
+    def _skipped(self, ended: dict, run: _Run) -> bool:
+        """Whether `run`'s configuration has a run that did not complete: then `run` is not
+        trained (nor waited for)."""
+        stopped = any(
+            ended.get((run.index, seed), (Status.COMPLETE,))[0] != Status.COMPLETE
+            for seed in self.campaign.seeds
+        )
+        if stopped:
+            self.bar.skip(1)
+        return stopped
+
+    def _outcome(self, ended: dict, index: int) -> tuple[float | None, str, str]:
+        """A configuration's objective (mean over seeds), status and failure reason: those of
+        its first run in seed order that did not complete, if one did not."""
+        c = self.campaign
+        runs = [ended[index, seed] for seed in c.seeds if (index, seed) in ended]
+        failed = next((run for run in runs if run[0] != Status.COMPLETE), None)
+        if failed is not None:
+            return None, failed[0], failed[2]
+        objective = configuration_objective(
+            [status for status, _, _ in runs],
+            [
                 summarize_history(history, c.objective, c.direction)[f"best_{c.objective}"]
                 for _, history, _ in runs
-            )
-            self._note_best(objective)
-            outcomes.append((objective, COMPLETE, ""))
-        return outcomes
-
-    def train(self, proposal: Proposal) -> tuple[float | None, str, str]:
-        """The objective (mean over seeds), status and failure reason of one configuration."""
-        c = self.campaign
-        values = c.values(proposal.values)
-        key = configuration_key(values)
-        trial = self.store.trial_for(key, values)
-        scores = []
-        for i, seed in enumerate(c.seeds):
-            run = self._finished_or_claimed(trial, seed)
-            if run is None:  # claimed by this worker: train it
-                self.bar.start_run(trial, seed, int(values["epochs"]))
-                result = (self.runner or train_run)(
-                    values,
-                    builder=c.builder,
-                    data=self.data,
-                    seed=derive_seed(c.seed, key, seed),
-                    objective=c.objective,
-                    direction=c.direction,
-                    weights_path=weights_path(self.directory, trial, seed),
-                    on_epoch=self._epoch_hook(proposal, prune=i == 0),
-                )
-                self.store.finish_run(trial, seed, result)
-                share_weights(self.store, self.directory, trial, seed)
-                status, history, failure = result.status, result.history, result.failure
-            else:
-                status, history, failure = run.status, run.history, run.failure
-            self.bar.finish_run(trial, seed)
-            if status != COMPLETE:  # the configuration is failed or pruned: skip its other seeds
-                self.bar.skip(len(c.seeds) - i - 1)
-                return None, status, failure
-            scores.append(
-                summarize_history(history, c.objective, c.direction)[f"best_{c.objective}"]
-            )
-        objective = statistics.fmean(scores)
-        self._note_best(objective)
-        return objective, COMPLETE, ""
+            ],
+        )
+        if is_better(objective, self.best, c.direction):
+            self.best = objective
+            self.bar.best(c.objective, objective)
+        return objective, Status.COMPLETE, ""
 
     def _finished_or_claimed(self, trial: int, seed: int) -> StoredRun | None:
         """The run if it is finished, or None once this worker has claimed it; a run another
@@ -441,23 +429,12 @@ class _TrialLoop:
                 return None
             time.sleep(CLAIM_POLL_S)
 
-    def _epoch_hook(self, proposal: Proposal, *, prune: bool):
+    def _epoch_hook(self, proposal: Proposal, *, prune: bool) -> EpochHook:
         def hook(epoch: int, value: float) -> bool:
             self.bar.epoch(epoch)
-            # Pruning compares configurations on their first seed, epoch by epoch.
             return prune and self.driver.should_prune(proposal, epoch, value)
 
         return hook
-
-    def _note_best(self, objective: float) -> None:
-        better = self.best is None or (
-            objective > self.best
-            if self.campaign.direction == "maximize"
-            else objective < self.best
-        )
-        if better:
-            self.best = objective
-            self.bar.best(self.campaign.objective, objective)
 
 
 def weights_path(directory: Path, trial: int, seed: int) -> Path:

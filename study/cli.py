@@ -57,13 +57,9 @@ def _import_backend() -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from study.config import ConfigError, load_campaign
+    from study.config import ConfigError
 
-    try:
-        campaign = load_campaign(args.campaign)
-    except ConfigError as error:
-        raise _UserError(error) from None
-    campaign = _with_storage(campaign, args.storage)
+    campaign = _campaign_of(args)
     environments = _worker_environments(args, campaign)
     out = Path(args.out) if args.out else Path("runs") / campaign.name
     source = Path(args.campaign).read_text() if args.campaign else None
@@ -118,15 +114,11 @@ def _run(args: argparse.Namespace) -> int:
 
 def _worker(args: argparse.Namespace) -> int:
     """Join a campaign: the trial loop on its shared state, no test evaluation."""
-    from study.config import ConfigError, load_campaign
+    from study.config import ConfigError
     from study.data import DataError
     from study.store import StoreError
 
-    try:
-        campaign = load_campaign(args.campaign)
-    except ConfigError as error:
-        raise _UserError(error) from None
-    campaign = _with_storage(campaign, args.storage)
+    campaign = _campaign_of(args)
     if not args.launched and campaign.storage is None:
         raise _UserError(
             "--storage: a worker joins a campaign through a shared database; give its URL "
@@ -174,6 +166,17 @@ def _chief(campaign):
     if not port.isdigit():
         raise _UserError(f"KERASTUNER_ORACLE_PORT: expected a port number, got {port!r}")
     return Chief(host=host, port=int(port), tuner_id=tuner_id)
+
+
+def _campaign_of(args: argparse.Namespace):
+    """The campaign file of `args` (the built-in default when none), --storage applied."""
+    from study.config import ConfigError, load_campaign
+
+    try:
+        campaign = load_campaign(args.campaign)
+    except ConfigError as error:
+        raise _UserError(error) from None
+    return _with_storage(campaign, args.storage)
 
 
 def _with_storage(campaign, flag: str | None):

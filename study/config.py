@@ -18,10 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from search_spaces import (
-    BUILDER_KEYS,
+    BUILDERS,
     MAX_GRID,
     PRESETS,
     TRAIN_KEYS,
+    Builder,
     Choice,
     Condition,
     Float,
@@ -52,7 +53,8 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class Campaign:
-    """A validated campaign. `resolved` is the plain mapping it was built from, defaults filled."""
+    """A validated campaign. `resolved` is the plain mapping it was built from, defaults filled;
+    `builder` is the `Builder` that `model.builder` names."""
 
     name: str
     engine: str
@@ -68,7 +70,7 @@ class Campaign:
     validation_fraction: float
     test_fraction: float
     limit: int | None
-    builder: str
+    builder: Builder
     fixed: dict[str, Any]
     space: SearchSpace
     resolved: dict[str, Any]
@@ -141,11 +143,12 @@ def parse_campaign(raw: Mapping[str, Any], *, source: str = "campaign") -> Campa
     d = reader.section("data", tables["data"], _DATA_KEYS)
     if isinstance(d["dataset"], str) and not _is_dataset_spec(d["dataset"]):
         problems.append(f"data.dataset: {d['dataset']!r} is not a dataset (forms: {SPEC_FORMS})")
-    builder = tables["model"].get("builder", "mlp")
-    if not isinstance(builder, str) or builder not in BUILDER_KEYS:
-        problems.append(f"model.builder: {_clip(builder)} is not one of {', '.join(BUILDER_KEYS)}")
-        builder = "mlp"
-    model_keys = {"builder": KeySpec(str, "mlp")} | BUILDER_KEYS[builder]
+    name = tables["model"].get("builder", "mlp")
+    if not isinstance(name, str) or name not in BUILDERS:
+        problems.append(f"model.builder: {_clip(name)} is not one of {', '.join(BUILDERS)}")
+        name = "mlp"
+    builder = BUILDERS[name]
+    model_keys = {"builder": KeySpec(str, "mlp")} | builder.keys
     m = reader.section("model", tables["model"], model_keys)
     t = reader.section("train", tables["train"], TRAIN_KEYS)
     space = reader.space(tables["space"], builder)
@@ -191,9 +194,9 @@ def parse_campaign(raw: Mapping[str, Any], *, source: str = "campaign") -> Campa
 def check_against_data(campaign: Campaign, input_shape: tuple[int, ...], task: str) -> None:
     """Problems only the data reveals: a CNN on flat features, an objective the task lacks."""
     problems = []
-    if campaign.builder == "cnn" and len(input_shape) != 3:
+    if campaign.builder.needs_images and len(input_shape) != 3:
         problems.append(
-            f"model.builder: cnn needs images (height, width, channels); "
+            f"model.builder: {campaign.builder.name} needs images (height, width, channels); "
             f"{campaign.dataset} has examples of shape {input_shape}"
         )
     metrics = [f"val_{m}" for m in TASK_METRICS[task]]
@@ -381,8 +384,8 @@ class _Reader:
                 out[key] = value if len(self.problems) == known else specs[key].default
         return out
 
-    def space(self, table: Mapping[str, Any], builder: str) -> SearchSpace | None:
-        specs = BUILDER_KEYS[builder] | TRAIN_KEYS
+    def space(self, table: Mapping[str, Any], builder: Builder) -> SearchSpace | None:
+        specs = builder.keys | TRAIN_KEYS
         params: dict[str, Param] = {}
         table = dict(table)
         preset = table.pop("preset", None)
@@ -392,7 +395,7 @@ class _Reader:
                     f"space.preset: {_clip(preset)} is not one of {', '.join(PRESETS)}"
                 )
             else:
-                params.update(PRESETS[preset](builder).params)
+                params.update(PRESETS[preset](builder.name).params)
         for name, value in table.items():
             key = f"space.{name}"
             if name not in specs:

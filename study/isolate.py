@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from study.data import Dataset
-from study.results import FAILED, RunResult
+from study.results import RunResult, Status
 
 
 class WorkerDied(RuntimeError):
@@ -44,27 +44,13 @@ class IsolatedRunner:
         self._runs = 0  # runs trained by the current worker
 
     def __call__(
-        self,
-        values: Mapping[str, Any],
-        *,
-        builder: str,
-        data: Dataset,
-        seed: int,
-        objective: str,
-        direction: str,
-        weights_path: Path | None = None,
-        on_epoch=None,
+        self, values: Mapping[str, Any], *, data: Dataset, on_epoch=None, **options: Any
     ) -> RunResult:
+        """`study.trial.train_run(values, data=data, on_epoch=on_epoch, **options)`, run in the
+        worker (`data` must be the dataset the worker received)."""
         if data is not self.data:
             raise ValueError("an IsolatedRunner trains on the dataset it was created with")
         start = time.perf_counter()
-        options = {
-            "builder": builder,
-            "seed": seed,
-            "objective": objective,
-            "direction": direction,
-            "weights_path": weights_path,
-        }
         try:
             worker = self._worker or self._start()
             worker.send(("train", dict(values), options))
@@ -74,7 +60,9 @@ class IsolatedRunner:
         except WorkerDied as error:
             self.close()
             return RunResult(
-                FAILED, duration_s=time.perf_counter() - start, failure=f"worker died: {error}"
+                Status.FAILED,
+                duration_s=time.perf_counter() - start,
+                failure=f"worker died: {error}",
             )
         except BaseException:  # Ctrl-C or a parent-side error: the worker goes with it, now
             self.close(kill=True)

@@ -7,7 +7,7 @@ Dropout rates, L1/L2 coefficients and learning rate held per member, and the los
 members' losses. Gradients of a sum are the members' own gradients, and Adam, RMSprop and SGD
 update element by element, so each member trains exactly as it would alone:
 
-- its initial weights are those `search_spaces.build_model` draws under `seed_everything(seed)`
+- its initial weights are those `Builder.build` draws under `seed_everything(seed)`
   (bit for bit: the same initializer seeds, the fan-in and fan-out of one member's kernel);
 - its Dropout masks come from the seed generators the sequential model's Dropout layers would
   own (the same masks, step by step);
@@ -19,14 +19,13 @@ update element by element, so each member trains exactly as it would alone:
 
 A member whose training loss stops being finite fails ("diverged: ...") and is masked out of the
 loss while the others go on. Each member's best-epoch weights go to its own .npz, in the layout of
-`build_model`'s weights, so `study.trial.evaluate_run` reads them unchanged. The stacked model
+`Builder.build`'s weights, so `study.trial.evaluate_run` reads them unchanged. The stacked model
 itself is `search_spaces.stacked.StackedModel`.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -36,24 +35,13 @@ from typing import Any
 import keras
 import numpy as np
 
-from search_spaces import defaults
+from search_spaces import Builder
 from search_spaces.stacked import StackedModel, member_optimizer
 from study.backend import determinism_enabled, has_accelerator
 from study.data import Dataset
-from study.results import COMPLETE, FAILED, RunResult
+from study.results import CurveTracker, RunResult, Status
 from study.seeding import data_order
 from study.trial import fresh_session
-
-# The keys members of one population may differ in (besides the seed).
-MEMBER_KEYS = (
-    "dropout",
-    "input_dropout",
-    "block_dropout",
-    "l1",
-    "l2",
-    "regularizer",
-    "learning_rate",
-)
 
 # Called after each epoch with its number (1-based), for progress bars.
 EpochCallback = Callable[[int], None]
@@ -69,21 +57,25 @@ class Member:
     weights_path: Path | None = None
 
 
-def architecture_key(values: Mapping[str, Any], builder: str) -> str | None:
-    """What the members of one population share (every value but `MEMBER_KEYS`), as a string;
-    None when the configuration cannot join a population (batch normalization: its statistics
-    are not stacked)."""
-    full = defaults(builder) | dict(values)
-    if full["batch_norm"]:
+def architecture_key(values: Mapping[str, Any], builder: Builder) -> str | None:
+    """What the members of one population share (every value but `builder.member_keys`), as a
+    string; None when the configuration cannot join a population (batch normalization: its
+    statistics are not stacked)."""
+    return _architecture_of(builder.complete(values), builder)
+
+
+def _architecture_of(complete: Mapping[str, Any], builder: Builder) -> str | None:
+    """`architecture_key` of complete values."""
+    if complete["batch_norm"]:
         return None
-    shared = {k: v for k, v in full.items() if k not in MEMBER_KEYS}
+    shared = {k: v for k, v in complete.items() if k not in builder.member_keys}
     return json.dumps(shared, sort_keys=True, default=str)
 
 
 def train_population(
     members: Sequence[Member],
     *,
-    builder: str,
+    builder: Builder,
     data: Dataset,
     objective: str,
     direction: str,
@@ -104,12 +96,12 @@ def train_population(
     `search_spaces.stacked.CONVOLUTIONS`, "auto": "grouped" on an accelerator, else "loop"."""
     if order not in ("member", "shared"):
         raise ValueError(f"order: {order!r} is not 'member' or 'shared'")
-    keys = {architecture_key(m.values, builder) for m in members}
+    values = [builder.complete(m.values) for m in members]
+    keys = {_architecture_of(v, builder) for v in values}
     if None in keys or len(keys) != 1:
         raise ValueError("population members must share one architecture (architecture_key)")
     start = time.perf_counter()
-    values = [defaults(builder) | dict(m.values) for m in members]
-    fresh_session(values[0]["precision"])  # members share it (not one of MEMBER_KEYS)
+    fresh_session(values[0]["precision"])  # members share it (not a member key)
     arithmetic = population_arithmetic(masks=masks, order=order, jit_compile=jit_compile, conv=conv)
     jit_compile, conv = arithmetic["jit_compile"], arithmetic["conv"]
     model = StackedModel(
@@ -123,12 +115,13 @@ def train_population(
         conv=conv,
     )
     model.compile(optimizer=member_optimizer(values), jit_compile=jit_compile)
-    trackers = [_MemberTracker(objective, direction) for _ in members]
+    trackers = [CurveTracker(objective, direction) for _ in members]
+    best_weights: list[list[np.ndarray] | None] = [None] * len(members)
     epochs, batch_size = int(values[0]["epochs"]), int(values[0]["batch_size"])
     n = len(data.x_train)
     try:
         for epoch in range(epochs):
-            alive = [t.status == COMPLETE for t in trackers]
+            alive = [t.status == Status.COMPLETE for t in trackers]
             if not any(alive):
                 break
             model.alive.assign(np.asarray(alive))
@@ -161,25 +154,20 @@ def train_population(
                 if tracker.record(epoch, history):
                     if weights is None:
                         weights = [np.asarray(w) for w in model.get_weights()]
-                    tracker.best_weights = [w[k].copy() for w in weights]
+                    best_weights[k] = [w[k].copy() for w in weights]
             if on_epoch is not None:
                 on_epoch(epoch + 1)
-        for member, tracker in zip(members, trackers, strict=True):
-            if tracker.best_weights is not None and member.weights_path is not None:
+        for member, weights in zip(members, best_weights, strict=True):
+            if weights is not None and member.weights_path is not None:
                 member.weights_path.parent.mkdir(parents=True, exist_ok=True)
-                np.savez(member.weights_path, *tracker.best_weights)
+                np.savez(member.weights_path, *weights)
     except (KeyboardInterrupt, SystemExit):
         raise
     except Exception as error:  # a bad population fails its members, not the campaign
-        reason = f"{type(error).__name__}: {error}".strip()
         for tracker in trackers:
-            if tracker.status == COMPLETE:
-                tracker.status, tracker.failure = FAILED, reason
+            tracker.fail(error)
     duration = (time.perf_counter() - start) / len(members)
-    return [
-        RunResult(status=t.status, history=t.history, duration_s=duration, failure=t.failure)
-        for t in trackers
-    ]
+    return [tracker.result(duration) for tracker in trackers]
 
 
 def population_arithmetic(
@@ -225,39 +213,6 @@ def _epoch_means(step: Callable[..., dict], batches) -> dict[str, np.ndarray]:
     return {name: total / count for name, total in sums.items()}
 
 
-class _MemberTracker:
-    """One member's curves, divergence and best epoch: what `study.trial._Tracker` does for a
-    sequential run (no pruning: a pruned campaign trains sequentially)."""
-
-    def __init__(self, objective: str, direction: str) -> None:
-        self.objective, self.sign = objective, 1.0 if direction == "maximize" else -1.0
-        self.history: dict[str, list[float]] = {}
-        self.best_score = -math.inf
-        self.best_weights: list[np.ndarray] | None = None
-        self.status, self.failure = COMPLETE, ""
-
-    def record(self, epoch: int, logs: Mapping[str, float]) -> bool:
-        """Add one epoch; True when it is the best so far (keep this member's weights)."""
-        for column, value in logs.items():
-            self.history.setdefault(column, []).append(value)
-        loss = logs["train_loss"]
-        if not math.isfinite(loss):
-            self.status = FAILED
-            self.failure = f"diverged: training loss {loss} at epoch {epoch + 1}"
-            return False
-        if self.objective not in self.history:
-            self.status = FAILED
-            self.failure = (
-                f"objective {self.objective} is not among the metrics: {sorted(self.history)}"
-            )
-            return False
-        value = self.history[self.objective][-1]
-        if math.isfinite(value) and self.sign * value > self.best_score:
-            self.best_score = self.sign * value
-            return True
-        return False
-
-
 AUTO_SIZE = 32  # at most this many members per population for `population = "auto"`
 
 
@@ -295,7 +250,7 @@ def population_size(
 
 
 def plan_populations(
-    runs: Sequence[tuple[Any, Mapping[str, Any]]], *, builder: str, size: int
+    runs: Sequence[tuple[Any, Mapping[str, Any]]], *, builder: Builder, size: int
 ) -> tuple[list[list[Any]], list[Any]]:
     """Split `runs` (tag, values) into populations of up to `size` tags sharing an
     `architecture_key`, and the tags left to train alone (no other run shares theirs)."""

@@ -17,11 +17,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
 
-import numpy as np
 import pandas as pd
 
 from study.manifest import MANIFEST_FILE
-from study.results import COMPLETE, direction_of
+from study.results import best_index, check_direction, configuration_objective, direction_of
 from study.store import STORE_NAME, RecordStore, is_remote
 
 CAMPAIGN_FILE = "campaign.json"
@@ -149,14 +148,10 @@ def load(directory: str | Path) -> Records:
 def summarize_history(
     history: Mapping[str, list[float]], objective: str, direction: str
 ) -> dict[str, float]:
-    """`best_epoch`, `best_<column>` at the epoch of the best objective, `final_<column>`."""
-    values = np.asarray(history.get(objective, []), dtype=float)
-    out: dict[str, float] = {"best_epoch": math.nan}
-    best = None
-    if values.size and np.isfinite(values).any():
-        scores = np.where(np.isfinite(values), values, np.nan)
-        best = int(np.nanargmax(scores) if direction == "maximize" else np.nanargmin(scores))
-        out["best_epoch"] = best + 1
+    """`best_epoch`, `best_<column>` at the epoch of the best objective
+    (`study.results.best_index`), `final_<column>`."""
+    best = best_index(history.get(objective, []), direction)
+    out: dict[str, float] = {"best_epoch": math.nan if best is None else best + 1}
     for column, series in history.items():
         out[f"best_{column}"] = (
             series[best] if best is not None and best < len(series) else math.nan
@@ -166,19 +161,38 @@ def summarize_history(
     return out
 
 
-def rank_configurations(trials: pd.DataFrame, objective: str, direction: str) -> pd.DataFrame:
-    """Configurations whose every seed is COMPLETE, best first, by the mean over seeds of the best
-    validation objective: `trial`, `seeds`, `mean`, `std`."""
+def configuration_objectives(trials: pd.DataFrame, *, objective: str) -> pd.Series:
+    """Each configuration's objective (`study.results.configuration_objective`: NaN unless every
+    seed is COMPLETE with a finite `best_<objective>`), indexed by `trial` in trial order."""
     column = f"best_{objective}"
     if trials.empty or column not in trials:
+        return pd.Series(dtype=float, name="objective", index=pd.Index([], name="trial"))
+    values = pd.to_numeric(trials[column], errors="coerce")
+    objectives = {
+        trial: configuration_objective(runs["status"], values[runs.index])
+        for trial, runs in trials.groupby("trial", sort=True)
+    }
+    return pd.Series(objectives, dtype=float, name="objective").rename_axis("trial")
+
+
+def rank_by_objective(scores: pd.Series, direction: str) -> pd.Series:
+    """1 for the best score, equal scores sharing the better rank; NaN scores are not ranked."""
+    return scores.rank(method="min", ascending=check_direction(direction) == "minimize")
+
+
+def rank_configurations(trials: pd.DataFrame, objective: str, direction: str) -> pd.DataFrame:
+    """The configurations that have an objective (`configuration_objectives`), best first, the
+    lower trial first on ties: `trial`, `seeds`, `mean` (the objective), `std` (over seeds)."""
+    objectives = configuration_objectives(trials, objective=objective).dropna()
+    if objectives.empty:
         return pd.DataFrame(columns=["trial", "seeds", "mean", "std"])
-    complete = trials.groupby("trial").filter(lambda g: (g["status"] == COMPLETE).all())
-    table = (
-        complete.groupby("trial")[column].agg(seeds="count", mean="mean", std="std").reset_index()
-    )
-    return table.sort_values("mean", ascending=direction == "minimize", kind="stable").reset_index(
-        drop=True
-    )
+    values = pd.to_numeric(trials[f"best_{objective}"], errors="coerce")
+    spread = values.groupby(trials["trial"]).agg(["count", "std"]).loc[objectives.index]
+    table = pd.DataFrame(
+        {"seeds": spread["count"], "mean": objectives, "std": spread["std"]}
+    ).reset_index()
+    ascending = check_direction(direction) == "minimize"
+    return table.sort_values("mean", ascending=ascending, kind="stable").reset_index(drop=True)
 
 
 def _ordered(rows: list[dict[str, Any]], first: list[str]) -> list[str]:

@@ -6,11 +6,15 @@ processes may write to it). With a PostgreSQL storage URL the same tables live i
 keyed by campaign name, so workers on several machines share them. Every write is one committed
 transaction, so a process killed at any moment leaves the store intact.
 
-Claims: `start_run` atomically claims a configuration x seed for this worker. It fails when the
-pair is finished, or claimed by another worker that is alive: its heartbeat (renewed every
-`heartbeat_s` by a thread while the pair is held) is younger than `stale_after_s` and, on this
-host, its process still runs. A stale claim is taken over. So no pair is trained twice at once,
-whatever the engine proposes, and a pair left RUNNING by a killed process is trained again.
+Liveness and claims: this module alone decides who is alive and who trains a run. Each store
+opened to write is one worker (`worker`, host:pid:token) with one row in the `workers` table,
+whose heartbeat (the database's clock) a thread renews every `heartbeat_s` until the store is
+closed; closing removes the row. `is_gone(worker)` is True once that worker's process on this
+host is dead, or its heartbeat is older than `stale_after_s` (or gone). `start_run` atomically
+claims a configuration x seed for this worker; it fails when the pair is finished, or claimed by
+a worker that is not gone. A gone worker's claim is taken over. So no pair is trained twice at
+once, whatever the engine proposes, and a pair left RUNNING by a killed process is trained
+again. The Optuna driver follows the same `is_gone` for its RUNNING trials.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ from typing import Any, TypeVar
 
 import sqlalchemy as sa
 
-from study.results import FINISHED, RUNNING, RunResult
+from study.results import FINISHED, RunResult, Status
 
 STORE_NAME = "records.sqlite"
 HEARTBEAT_S = 10.0
@@ -54,13 +58,18 @@ _runs = sa.Table(
     sa.Column("campaign", sa.Text, primary_key=True),
     sa.Column("trial", sa.Integer, primary_key=True, autoincrement=False),
     sa.Column("seed", sa.Integer, primary_key=True, autoincrement=False),
-    sa.Column("status", sa.Text, nullable=False),  # RUNNING, COMPLETE, FAILED, PRUNED
+    sa.Column("status", sa.Text, nullable=False),  # study.results.Status
     sa.Column("history", sa.Text, nullable=False, default="{}"),  # {"train_loss": [...], ...}
     sa.Column("duration_s", sa.Float),
     sa.Column("failure", sa.Text, nullable=False, default=""),
     sa.Column("test", sa.Text),  # JSON test metrics; only the chosen configuration's
     sa.Column("worker", sa.Text, nullable=False, default=""),  # host:pid:token of the claim
-    sa.Column("heartbeat", sa.Float),  # the claim's last sign of life (the database's clock)
+)
+_workers = sa.Table(  # one row per open store that writes; files of earlier versions lack it
+    "workers",
+    _metadata,
+    sa.Column("worker", sa.Text, primary_key=True),  # host:pid:token
+    sa.Column("heartbeat", sa.Float, nullable=False),  # last sign of life (the database's clock)
 )
 _meta = sa.Table(
     "meta",
@@ -142,22 +151,18 @@ def check_storage(url: str, *, timeout_s: int = 5) -> str | None:
     return None
 
 
-def worker_id() -> str:
+def _worker_id() -> str:
     """host:pid:token, unique to one store object of one process."""
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
-def is_stale_worker(worker: str, *, host: str | None = None) -> bool:
-    """Whether a worker id names a dead process of this host, or this very process (whose earlier
-    loop was interrupted: one process runs one trial loop). False for other hosts: unknown."""
+def _is_dead_here(worker: str) -> bool:
+    """Whether a worker id names a dead process of this host (False for other hosts: unknown)."""
     try:
-        worker_host, pid, _ = worker.rsplit(":", 2)
-        pid_n = int(pid)
+        host, pid, _ = worker.rsplit(":", 2)
+        return host == socket.gethostname() and not _alive(int(pid))
     except ValueError:
-        return True  # no owner recorded (an old row)
-    if worker_host != (host or socket.gethostname()):
-        return False
-    return pid_n == os.getpid() or not _alive(pid_n)
+        return False  # not an id of this version: its heartbeat decides
 
 
 def _alive(pid: int) -> bool:
@@ -189,11 +194,12 @@ class RecordStore:
         create: bool = True,
     ) -> None:
         """`create=False` opens an existing store to read it: nothing is created or changed,
-        and a file that holds no records is refused."""
+        and a file that holds no records is refused. Otherwise the store is a worker, alive
+        (its heartbeat renewed every `heartbeat_s`) until it is closed."""
         url = str(location) if "://" in str(location) else f"sqlite:///{location}"
         self.url, self.campaign, self.location = url, campaign, location
         self.heartbeat_s, self.stale_after_s = heartbeat_s, stale_after_s
-        self.worker = worker_id()
+        self.worker = _worker_id()
         self.is_sqlite = url.startswith("sqlite")
         if self.is_sqlite and Path(location).is_dir():
             raise StoreError(f"{location}: a folder where a SQLite file should be")
@@ -210,13 +216,21 @@ class RecordStore:
             if create:
                 self._write(lambda conn: _metadata.create_all(conn))
             self._check_format(location)
+            self._tracks_workers = sa.inspect(self._engine).has_table("workers")
+            if create:
+                self._write(
+                    lambda conn: conn.execute(
+                        _workers.insert().values(worker=self.worker, heartbeat=self._now(conn))
+                    )
+                )
         except sa.exc.SQLAlchemyError as error:
             self._engine.dispose()
             raise _unusable(location, error) from None
-        self._held: set[tuple[int, int]] = set()
-        self._lock = threading.Lock()
         self._stop = threading.Event()
         self._beater: threading.Thread | None = None
+        if create:
+            self._beater = threading.Thread(target=self._beat, name="store-heartbeat", daemon=True)
+            self._beater.start()
 
     def _check_format(self, location: str | Path) -> None:
         """Refuse a store an older version wrote (no claim columns), rather than fail later."""
@@ -226,7 +240,7 @@ class RecordStore:
             self._engine.dispose()
             raise StoreError(f"{location}: holds no records (no {missing[0]} table)")
         columns = {c["name"] for c in inspector.get_columns("runs")}
-        if not {"campaign", "worker", "heartbeat"} <= columns:
+        if not {"campaign", "worker"} <= columns:
             self._engine.dispose()
             raise StoreError(
                 f"{location}: written by an older version of regstudy (no run claims); "
@@ -248,9 +262,16 @@ class RecordStore:
         return not self.is_sqlite
 
     def close(self) -> None:
+        """Stop the heartbeat; this worker is gone at once (its claims may be taken over)."""
         self._stop.set()
         if self._beater is not None:
             self._beater.join()
+            with contextlib.suppress(sa.exc.SQLAlchemyError):  # else gone once it is stale
+                self._write(
+                    lambda conn: conn.execute(
+                        _workers.delete().where(_workers.c.worker == self.worker)
+                    )
+                )
         self._engine.dispose()
 
     # Transactions -------------------------------------------------------------------------
@@ -339,47 +360,35 @@ class RecordStore:
         return [_stored_run(row) for row in rows]
 
     def start_run(self, trial: int, seed: int) -> bool:
-        """Claim a configuration x seed for this worker; False when it is finished or another
-        live worker holds it. While held, a thread renews the claim's heartbeat."""
+        """Claim a configuration x seed for this worker; False when it is finished or a worker
+        that is not gone holds it. The claim lasts as long as this worker lives."""
         c = _runs.c
         where = sa.and_(c.campaign == self.campaign, c.trial == trial, c.seed == seed)
 
         def work(conn: sa.Connection) -> bool:
-            now = self._now(conn)
-            row = conn.execute(
-                sa.select(c.status, c.worker, c.heartbeat).where(where).with_for_update()
-            ).first()
+            row = conn.execute(sa.select(c.status, c.worker).where(where).with_for_update()).first()
             claim = dict(
-                status=RUNNING,
+                status=Status.RUNNING,
                 history="{}",
                 duration_s=None,
                 failure="",
                 test=None,
                 worker=self.worker,
-                heartbeat=now,
             )
             if row is None:
                 conn.execute(
                     _runs.insert().values(campaign=self.campaign, trial=trial, seed=seed, **claim)
                 )
                 return True
-            status, worker, heartbeat = row
+            status, worker = row
             if status in FINISHED:
                 return False
-            if worker != self.worker and not self._is_stale(worker, heartbeat, now):
+            if worker != self.worker and not self._is_gone(conn, worker):
                 return False
             conn.execute(_runs.update().where(where).values(**claim))
             return True
 
-        claimed = self._write(work)
-        if claimed:
-            self._hold(trial, seed)
-        return claimed
-
-    def _is_stale(self, worker: str, heartbeat: float | None, now: float) -> bool:
-        if heartbeat is None or now - heartbeat > self.stale_after_s:
-            return True
-        return is_stale_worker(worker)
+        return self._write(work)
 
     def finish_run(
         self,
@@ -393,7 +402,6 @@ class RecordStore:
         (its `members` [[trial, seed], ...] in order, and the settings of its arithmetic);
         None: it trained alone (a population recorded by an earlier, killed attempt is dropped)."""
         c, p = _runs.c, _populations.c
-        self._release(trial, seed)
 
         def work(conn: sa.Connection) -> None:
             conn.execute(
@@ -404,7 +412,6 @@ class RecordStore:
                     history=json.dumps(result.history),
                     duration_s=result.duration_s,
                     failure=result.failure,
-                    heartbeat=None,
                 )
             )
             conn.execute(
@@ -435,16 +442,13 @@ class RecordStore:
         return {(trial, seed): json.loads(population) for trial, seed, population in rows}
 
     def running(self) -> int:
-        """Runs that a live worker holds now (stale claims not counted)."""
+        """Runs that a live worker holds now (claims of gone workers not counted)."""
         c = _runs.c
         with self._engine.connect() as conn:
-            now = self._now(conn)
-            rows = conn.execute(
-                sa.select(c.worker, c.heartbeat).where(
-                    c.campaign == self.campaign, c.status == RUNNING
-                )
-            ).all()
-        return sum(not self._is_stale(w, h, now) for w, h in rows)
+            workers = conn.execute(
+                sa.select(c.worker).where(c.campaign == self.campaign, c.status == Status.RUNNING)
+            ).scalars()
+            return sum(not self._is_gone(conn, worker) for worker in list(workers))
 
     def status_counts(self) -> dict[str, int]:
         c = _runs.c
@@ -456,7 +460,7 @@ class RecordStore:
         return {status: int(n) for status, n in rows}
 
     def finished_runs(self) -> list[tuple[int, int]]:
-        """(trial, seed) of the runs that are COMPLETE, FAILED or PRUNED."""
+        """(trial, seed) of the finished runs (COMPLETE, FAILED or PRUNED)."""
         c = _runs.c
         rows = self._read(
             sa.select(c.trial, c.seed).where(c.campaign == self.campaign, c.status.in_(FINISHED))
@@ -473,42 +477,35 @@ class RecordStore:
             )
         )
 
-    # Heartbeats -------------------------------------------------------------------------------
+    # Liveness ---------------------------------------------------------------------------------
 
-    def _hold(self, trial: int, seed: int) -> None:
-        with self._lock:
-            self._held.add((trial, seed))
-            if self._beater is None:
-                self._beater = threading.Thread(target=self._beat, name="store-heartbeat")
-                self._beater.daemon = True
-                self._beater.start()
+    def is_gone(self, worker: str) -> bool:
+        """Whether `worker` (a store's `worker` id) has stopped: its process on this host is
+        dead, or its heartbeat is older than `stale_after_s`, or it has none (closed, or never
+        seen). Its claims, and the Optuna trials it runs, are then anyone's to take over."""
+        with self._engine.connect() as conn:
+            return self._is_gone(conn, worker)
 
-    def _release(self, trial: int, seed: int) -> None:
-        with self._lock:
-            self._held.discard((trial, seed))
+    def _is_gone(self, conn: sa.Connection, worker: str) -> bool:
+        if _is_dead_here(worker) or not self._tracks_workers:  # no worker of this version
+            return True
+        w = _workers.c
+        heartbeat = conn.execute(sa.select(w.heartbeat).where(w.worker == worker)).scalar()
+        return heartbeat is None or self._now(conn) - heartbeat > self.stale_after_s
 
     def _beat(self) -> None:
-        c = _runs.c
+        w = _workers.c
         while not self._stop.wait(self.heartbeat_s):
-            with self._lock:
-                held = list(self._held)
-            for trial, seed in held:
-                try:
-                    self._write(
-                        lambda conn, trial=trial, seed=seed: conn.execute(
-                            _runs.update()
-                            .where(
-                                c.campaign == self.campaign,
-                                c.trial == trial,
-                                c.seed == seed,
-                                c.worker == self.worker,
-                                c.status == RUNNING,
-                            )
-                            .values(heartbeat=self._now(conn))
-                        )
+            try:
+                self._write(
+                    lambda conn: conn.execute(
+                        _workers.update()
+                        .where(w.worker == self.worker)
+                        .values(heartbeat=self._now(conn))
                     )
-                except sa.exc.SQLAlchemyError:  # a missed beat; the next one may get through
-                    pass
+                )
+            except sa.exc.SQLAlchemyError:  # a missed beat; the next one may get through
+                pass
 
     # Campaign-level facts and weights ---------------------------------------------------------
 

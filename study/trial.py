@@ -16,10 +16,11 @@ from typing import Any
 import keras
 import numpy as np
 
-from search_spaces import BUILDERS
+from search_spaces import Builder
+from search_spaces.model import build_model as _keras_model
 from study.backend import forget_traced_gradients
 from study.data import Dataset
-from study.results import COMPLETE, FAILED, PRUNED, RunResult
+from study.results import CurveTracker, RunResult, Status
 from study.seeding import data_order, seed_everything
 
 # Called after each epoch with (epoch, value of the objective); True stops the run as PRUNED.
@@ -47,16 +48,17 @@ def fresh_session(precision: str = "float32") -> None:
     gc.freeze()
 
 
-def build_model(values: Mapping[str, Any], builder: str, data: Dataset) -> keras.Model:
-    return BUILDERS[builder](
-        values, input_shape=data.input_shape, n_outputs=data.n_outputs, task=data.task
+def build_model(values: Mapping[str, Any], builder: Builder, data: Dataset) -> keras.Model:
+    """`builder`'s compiled model for complete `values` (`Builder.complete`) and `data`."""
+    return _keras_model(
+        builder, values, input_shape=data.input_shape, n_outputs=data.n_outputs, task=data.task
     )
 
 
 def train_run(
     values: Mapping[str, Any],
     *,
-    builder: str,
+    builder: Builder,
     data: Dataset,
     seed: int,
     objective: str,
@@ -67,10 +69,12 @@ def train_run(
     """Train one configuration from scratch with `seed`; keep the best epoch's weights.
 
     The weights of the epoch with the best `objective` are saved to `weights_path` (NumPy .npz),
-    for the test-split evaluation of the chosen configuration when the search ends.
+    for the test-split evaluation of the chosen configuration when the search ends. Missing
+    keys of `values` take their defaults.
     """
     start = time.perf_counter()
-    fresh_session(str(values.get("precision", "float32")))
+    values = builder.complete(values)
+    fresh_session(values["precision"])
     seed_everything(seed)
     tracker = _Tracker(objective, direction, on_epoch)
     try:
@@ -91,20 +95,16 @@ def train_run(
     except (KeyboardInterrupt, SystemExit):
         raise
     except Exception as error:  # one bad configuration must not stop the campaign
-        tracker.status, tracker.failure = FAILED, f"{type(error).__name__}: {error}".strip()
-    return RunResult(
-        status=tracker.status,
-        history=tracker.history,
-        duration_s=time.perf_counter() - start,
-        failure=tracker.failure,
-    )
+        tracker.curves.fail(error)
+    return tracker.curves.result(time.perf_counter() - start)
 
 
 def evaluate_run(
-    values: Mapping[str, Any], *, builder: str, data: Dataset, weights_path: Path
+    values: Mapping[str, Any], *, builder: Builder, data: Dataset, weights_path: Path
 ) -> dict[str, float]:
     """The test-split metrics of a finished run, from its saved best-epoch weights."""
-    fresh_session(str(values.get("precision", "float32")))
+    values = builder.complete(values)
+    fresh_session(values["precision"])
     model = build_model(values, builder, data)
     with np.load(weights_path) as saved:
         model.set_weights([saved[f"arr_{i}"] for i in range(len(saved.files))])
@@ -137,41 +137,26 @@ class _InOrder(keras.utils.PyDataset):
 
 
 class _Tracker(keras.callbacks.Callback):
-    """Records `train_<metric>` / `val_<metric>` per epoch, stops on divergence or pruning, and
-    keeps a copy of the weights of the best epoch so far."""
+    """Records each epoch's curves (`study.results.CurveTracker`), stops on divergence or
+    pruning, and keeps a copy of the weights of the best epoch so far."""
 
     def __init__(self, objective: str, direction: str, on_epoch: EpochHook | None) -> None:
         super().__init__()
-        self.objective, self.sign = objective, 1.0 if direction == "maximize" else -1.0
+        self.curves = CurveTracker(objective, direction)
         self.on_epoch = on_epoch
-        self.history: dict[str, list[float]] = {}
-        self.best_score = -math.inf
         self.best_weights: list[np.ndarray] | None = None
-        self.status, self.failure = COMPLETE, ""
 
     def on_epoch_end(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
-        for name, value in (logs or {}).items():
-            column = name if name.startswith("val_") else f"train_{name}"
-            self.history.setdefault(column, []).append(float(value))
-        loss = self.history.get("train_loss", [0.0])[-1]
-        if not math.isfinite(loss):
-            self.status, self.failure = (
-                FAILED,
-                f"diverged: training loss {loss} at epoch {epoch + 1}",
-            )
-            self.model.stop_training = True
-            return
-        if self.objective not in self.history:
-            self.status = FAILED
-            self.failure = (
-                f"objective {self.objective} is not among the metrics: {sorted(self.history)}"
-            )
-            self.model.stop_training = True
-            return
-        value = self.history[self.objective][-1]
-        if math.isfinite(value) and self.sign * value > self.best_score:
-            self.best_score = self.sign * value
+        columns = {
+            name if name.startswith("val_") else f"train_{name}": float(value)
+            for name, value in (logs or {}).items()
+        }
+        if self.curves.record(epoch, columns):
             self.best_weights = self.model.get_weights()
-        if self.on_epoch is not None and self.on_epoch(epoch + 1, value):
-            self.status = PRUNED
+        if self.curves.status != Status.COMPLETE:
+            self.model.stop_training = True
+        elif self.on_epoch is not None and self.on_epoch(
+            epoch + 1, self.curves.history[self.curves.objective][-1]
+        ):
+            self.curves.status = Status.PRUNED
             self.model.stop_training = True

@@ -29,7 +29,7 @@ from study.records import (
     read_frozen_campaign,
     read_manifest,
 )
-from study.results import COMPLETE, RunResult
+from study.results import RunResult, Status
 from study.store import STORE_NAME, StoredRun, StoreError, is_remote
 
 if TYPE_CHECKING:
@@ -93,7 +93,8 @@ def default_tolerance(campaign: Campaign, *, alone: bool = False) -> float:
 
 def choose_runs(runs: Sequence[StoredRun], n_runs: int) -> list[StoredRun]:
     """`n_runs` COMPLETE runs spread evenly over the campaign, in (trial, seed) order."""
-    complete = sorted((r for r in runs if r.status == COMPLETE), key=lambda r: (r.trial, r.seed))
+    complete = [r for r in runs if r.status == Status.COMPLETE]
+    complete.sort(key=lambda r: (r.trial, r.seed))
     if n_runs >= len(complete):
         return complete
     if n_runs == 1:
@@ -188,39 +189,24 @@ class _Replay:
         return values, derive_seed(self.campaign.seed, configuration_key(values), seed)
 
     def alone(self, run: StoredRun) -> RunCheck:
-        from study.trial import train_run
+        from study.executor import InProcess
+        from study.population import Member
 
-        values, seed = self._values_and_seed(run.trial, run.seed)
-        c = self.campaign
-        result = train_run(
-            values,
-            builder=c.builder,
-            data=self.data,
-            seed=seed,
-            objective=c.objective,
-            direction=c.direction,
-        )
-        return _compare(run, result)
+        member = Member(*self._values_and_seed(run.trial, run.seed))
+        return _compare(run, InProcess(self.campaign, self.data).train([member])[0])
 
     def population(
         self, population: Mapping[str, Any], runs: Sequence[StoredRun]
     ) -> dict[tuple[int, int], RunCheck]:
         """Train the recorded population once (same members, order and arithmetic) and compare
         each of `runs` (its members) with its replayed member."""
-        from study.population import Member, train_population
+        from study.executor import InProcess
+        from study.population import Member
 
         members = [tuple(m) for m in population["members"]]
-        c = self.campaign
-        results = train_population(
-            [Member(*self._values_and_seed(trial, seed)) for trial, seed in members],
-            builder=c.builder,
-            data=self.data,
-            objective=c.objective,
-            direction=c.direction,
-            masks=population["masks"],
-            order=population["order"],
-            jit_compile=population["jit_compile"],
-            conv=population["conv"],
+        arithmetic = {k: v for k, v in population.items() if k != "members"}
+        results = InProcess(self.campaign, self.data, arithmetic=arithmetic).train(
+            [Member(*self._values_and_seed(trial, seed)) for trial, seed in members]
         )
         return {
             (run.trial, run.seed): _compare(
@@ -231,7 +217,7 @@ class _Replay:
 
 
 def _compare(run: StoredRun, result: RunResult, population: int = 1) -> RunCheck:
-    if result.status != COMPLETE:
+    if result.status != Status.COMPLETE:
         failure = result.failure or result.status
         return RunCheck(run.trial, run.seed, math.inf, "", 0, failure, population)
     difference, column, epoch = largest_difference(run.history, result.history)

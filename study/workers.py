@@ -143,7 +143,7 @@ def run_workers(
         (directory / JOURNAL_FILE).touch()
     store = open_store(campaign, directory)
     try:
-        driver = make_driver(campaign, directory)  # the study and its grid, once, first
+        driver = make_driver(campaign, directory, liveness=store)  # the study and its grid
         driver.open()
         if campaign.engine != "keras-tuner":
             driver.close()

@@ -47,6 +47,20 @@ def to_toml(raw: dict[str, Any]) -> str:
     )
 
 
+@pytest.fixture(scope="session")
+def finished_tiny(tmp_path_factory):
+    """A folder holding c.toml, the tiny campaign with one seed and one epoch, and out/, that
+    campaign run by the command line: once per session; copy it before changing anything."""
+    from study.cli import main
+
+    base = tmp_path_factory.mktemp("finished-tiny")
+    (base / "c.toml").write_text(
+        to_toml(tiny_campaign(campaign={"seeds": [0]}, train={"epochs": 1}))
+    )
+    assert main(["run", str(base / "c.toml"), "--out", str(base / "out"), "--quiet"]) == 0
+    return base
+
+
 @pytest.fixture
 def campaign_file(tmp_path):
     """Write a campaign mapping to a TOML file and return its path."""

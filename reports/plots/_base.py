@@ -15,7 +15,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from reports.compare import FAMILIES, assign_families
-from study.results import COMPLETE
+from search_spaces.keys import regularizer_of
+from study.results import Status, check_direction, direction_of
 
 DPI = 100
 MAX_WIDTH = 11.0  # inches
@@ -86,16 +87,34 @@ def _components(family: str) -> set[str]:
 
 
 def _strength_component(name: str) -> str | None:
-    if name == "dropout" or name.endswith("_dropout"):
-        return "dropout"
-    return name if name in ("l1", "l2") else None
+    """The regularizer ("dropout", "l1", "l2") whose strength `name` sets, by its KeySpec."""
+    return regularizer_of(name)
 
 
 def _complete(frame: pd.DataFrame, column: str) -> pd.DataFrame:
     if frame.empty or column not in frame or "status" not in frame:
         return frame.iloc[:0]
     values = pd.to_numeric(frame[column], errors="coerce")
-    return frame[(frame["status"] == COMPLETE) & np.isfinite(values)]
+    return frame[(frame["status"] == Status.COMPLETE) & np.isfinite(values)]
+
+
+def _direction(direction: str | None, objective: str) -> str:
+    """`direction`, checked; when None, the objective's (`study.results.direction_of`)."""
+    return direction_of(objective) if direction is None else check_direction(direction)
+
+
+def _mark_at_worst_edge(ax: Axes, x: pd.Series, *, direction: str, label: str) -> None:
+    """x marks (`FAILED_MARKER`) at `x`, on the worst edge of the y-axis: the bottom when
+    maximizing, the top when minimizing."""
+    ax.scatter(
+        x,
+        np.full(len(x), 0.03 if direction == "maximize" else 0.97),
+        transform=ax.get_xaxis_transform(),
+        clip_on=False,
+        zorder=3,
+        label=label,
+        **FAILED_MARKER,
+    )
 
 
 def _numeric(frame: pd.DataFrame, column: str) -> pd.Series:

@@ -9,12 +9,14 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
+from reports._format import format_number
 from reports.plots._base import (
     _GAP_LABELS,
     MAX_WIDTH,
     Plot,
     _complete,
     _components,
+    _direction,
     _families,
     _family_colors,
     _figure,
@@ -24,17 +26,12 @@ from reports.plots._base import (
 )
 
 
-def plot_gap_vs_strength(
-    diagnosis: pd.DataFrame,
-    *,
-    gap: str = "gap_loss_best",
-    key: str = "gap_vs_strength",
-    title: str = "Generalization gap against regularization strength",
-) -> Plot:
+def plot_gap_vs_strength(diagnosis: pd.DataFrame, *, gap: str = "gap_loss_best") -> Plot:
     """One panel per strength parameter (a Dropout rate, `l1`, `l2`): the gap against its value
     for the family that uses it alone (mean over seeds, their range as a band; log x for L1/L2),
     and the unregularized baseline as a dashed line. Families that combine regularizers are drawn
     (pooled over their other strengths) only in a panel where no family uses it alone."""
+    key, title = "gap_vs_strength", "Generalization gap against regularization strength"
     notes: list[str] = []
     runs = _complete(diagnosis, gap)
     if runs.empty:
@@ -101,16 +98,13 @@ def plot_gap_vs_strength(
 
 
 def plot_heatmaps(
-    configurations: pd.DataFrame,
-    *,
-    objective: str = "objective",
-    direction: str = "maximize",
-    key: str = "heatmaps",
-    title: str = "Dropout x L2",
+    configurations: pd.DataFrame, *, objective: str = "objective", direction: str | None = None
 ) -> Plot:
-    """Heatmaps over Dropout rate x L2 strength of the objective and of the gap (val_loss -
-    train_loss at the best epoch), means over seeds; a cell holding several configurations shows
-    the best-ranked one."""
+    """Heatmaps over Dropout rate x L2 strength of the objective (its best end yellow: `direction`,
+    by default the objective's) and of the gap (val_loss - train_loss at the best epoch), means
+    over seeds; a cell holding several configurations shows the best-ranked one."""
+    key, title = "heatmaps", "Dropout x L2"
+    better_high = _direction(direction, objective) == "maximize"
     notes: list[str] = []
     frame = configurations
     if frame.empty:
@@ -137,13 +131,13 @@ def plot_heatmaps(
         figure = _figure(10.0, max(3.2, 0.5 * cells["dropout"].nunique() + 2.2))
         axes = figure.subplots(1, 2, squeeze=False)[0]
         maps = (
-            ("objective_mean", objective, "viridis" if direction == "maximize" else "viridis_r"),
+            ("objective_mean", objective, "viridis" if better_high else "viridis_r"),
             ("gap_mean", "gap (val_loss − train_loss)", "rocket_r"),
         )
         for ax, (column, label, cmap) in zip(axes, maps, strict=True):
             table = cells.pivot(index="dropout", columns="l2", values=column).astype(float)
-            table.index = [f"{v:g}" for v in table.index]
-            table.columns = [f"{v:g}" for v in table.columns]
+            table.index = [format_number(v) for v in table.index]
+            table.columns = [format_number(v) for v in table.columns]
             if table.isna().to_numpy().all():
                 notes.append(f"{label}: no values to draw")
                 ax.set_axis_off()
@@ -163,11 +157,10 @@ def plot_family_distributions(
     *,
     objective: str = "objective",
     best_trials: Mapping[str, int] | None = None,
-    key: str = "family_distributions",
-    title: str = "Objective per regularizer family",
 ) -> Plot:
     """A box per family over its complete runs (every strength and seed), the runs as points, and
     the seeds of each family's best configuration (`best_trials`) highlighted."""
+    key, title = "family_distributions", "Objective per regularizer family"
     notes: list[str] = []
     runs = _complete(diagnosis, "objective")
     if runs.empty:

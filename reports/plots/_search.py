@@ -12,15 +12,16 @@ import seaborn as sns
 from matplotlib.ticker import MaxNLocator
 
 from reports.plots._base import (
-    FAILED_MARKER,
     MAX_WIDTH,
     Plot,
+    _direction,
     _figure,
+    _mark_at_worst_edge,
     _positions,
     _set_scale,
     _style,
 )
-from study.results import COMPLETE, RUNNING
+from study.results import Status
 
 
 def plot_objective_vs_params(
@@ -28,15 +29,16 @@ def plot_objective_vs_params(
     *,
     searched: Sequence[str],
     objective: str,
-    direction: str = "maximize",
+    direction: str | None = None,
     log: Collection[str] | None = None,
-    key: str = "objective_vs_params",
-    title: str = "Objective against each searched hyperparameter",
 ) -> Plot:
     """The tuning playbook's axis plots: every run's best objective against each searched value,
-    one panel per parameter; failed runs marked x at the worst edge. Log x for `log` parameters
-    (default: positive values spanning a factor 10 or more; symlog when 0 is among them)."""
+    one panel per parameter; failed runs marked x at the worst edge (`direction`, by default the
+    objective's). Log x for `log` parameters (default: positive values spanning a factor 10 or
+    more; symlog when 0 is among them)."""
+    key, title = "objective_vs_params", "Objective against each searched hyperparameter"
     notes: list[str] = []
+    direction = _direction(direction, objective)
     column = f"best_{objective}"
     if trials.empty or column not in trials:
         return Plot(key, title, None, (f"no {objective} recorded: nothing to draw",))
@@ -45,13 +47,11 @@ def plot_objective_vs_params(
     if not names:
         return Plot(key, title, None, (*notes, "no searched parameter to draw"))
     y = pd.to_numeric(trials[column], errors="coerce")
-    failed = ~trials["status"].isin([COMPLETE, RUNNING]) | (
-        (trials["status"] == COMPLETE) & ~np.isfinite(y)
-    )
+    ok = (trials["status"] == Status.COMPLETE) & np.isfinite(y)
+    failed = ~ok & (trials["status"] != Status.RUNNING)  # RUNNING: not failed, not drawn
     if failed.any():
         edge = "bottom" if direction == "maximize" else "top"
         notes.append(f"{int(failed.sum())} failed runs marked x at the {edge} edge")
-    ok = (trials["status"] == COMPLETE) & np.isfinite(y)
     ncols = min(3, len(names))
     nrows = math.ceil(len(names) / ncols)
     with _style():
@@ -74,15 +74,7 @@ def plot_objective_vs_params(
                 ax.update_datalim(np.column_stack([x[bad], anchor]), updatey=False)
                 ax.margins(y=0.12)  # room below (or above) the runs for the marks
                 ax.autoscale_view()
-                ax.scatter(
-                    x[bad],
-                    np.full(int(bad.sum()), 0.03 if direction == "maximize" else 0.97),
-                    transform=ax.get_xaxis_transform(),
-                    clip_on=False,
-                    zorder=3,
-                    label="failed",
-                    **FAILED_MARKER,
-                )
+                _mark_at_worst_edge(ax, x[bad], direction=direction, label="failed")
             if ticks is not None:
                 ax.set_xticks(range(len(ticks)), ticks, rotation=30 if len(ticks) > 3 else 0)
             else:
@@ -94,15 +86,13 @@ def plot_objective_vs_params(
 
 
 def plot_best_so_far(
-    frame: pd.DataFrame,
-    *,
-    objective: str = "objective",
-    direction: str = "maximize",
-    key: str = "best_so_far",
-    title: str = "Best objective so far",
+    frame: pd.DataFrame, *, objective: str = "objective", direction: str | None = None
 ) -> Plot:
     """Each configuration's objective (points, in trial order) and the best so far (a step line);
-    configurations that did not complete marked x at the worst edge (`search.best_so_far`)."""
+    configurations that did not complete marked x at the worst edge (`search.best_so_far`;
+    `direction` by default the objective's)."""
+    key, title = "best_so_far", "Best objective so far"
+    direction = _direction(direction, objective)
     notes: list[str] = []
     if frame.empty or not np.isfinite(frame["objective"].to_numpy(dtype=float)).any():
         return Plot(key, title, None, ("no configuration completed: no best-so-far curve",))
@@ -115,13 +105,8 @@ def plot_best_so_far(
         ax.scatter(frame["trial"], frame["objective"], s=20, color="0.55", label="configuration")
         ax.step(frame["trial"], frame["best_so_far"], where="post", color="#0173b2", label="best")
         if missing.any():
-            ax.scatter(
-                frame.loc[missing, "trial"],
-                np.full(int(missing.sum()), 0.03 if direction == "maximize" else 0.97),
-                transform=ax.get_xaxis_transform(),
-                clip_on=False,
-                label="did not complete",
-                **FAILED_MARKER,
+            _mark_at_worst_edge(
+                ax, frame.loc[missing, "trial"], direction=direction, label="did not complete"
             )
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set(xlabel="trial", ylabel=f"{objective} (mean over seeds)", title=title)
@@ -129,10 +114,9 @@ def plot_best_so_far(
     return Plot(key, title, figure, tuple(notes))
 
 
-def plot_importance(
-    frame: pd.DataFrame, *, key: str = "importance", title: str = "Hyperparameter importance"
-) -> Plot:
+def plot_importance(frame: pd.DataFrame) -> Plot:
     """Each searched parameter's share of the importance (`search.hyperparameter_importance`)."""
+    key, title = "importance", "Hyperparameter importance"
     if frame.empty:
         note = "too few complete configurations or no varying searched parameter: no importance"
         return Plot(key, title, None, (note,))
@@ -145,15 +129,10 @@ def plot_importance(
     return Plot(key, title, figure, ())
 
 
-def plot_budget_curve(
-    frame: pd.DataFrame,
-    *,
-    objective: str = "objective",
-    key: str = "budget_curve",
-    title: str = "Best objective found against trial budget",
-) -> Plot:
+def plot_budget_curve(frame: pd.DataFrame, *, objective: str = "objective") -> Plot:
     """The median best objective among `budget` random configurations, with its 95% band
     (`search.budget_curve`)."""
+    key, title = "budget_curve", "Best objective found against trial budget"
     if frame.empty:
         return Plot(key, title, None, ("no configuration completed: no budget curve",))
     notes = ("band: 2.5th to 97.5th percentile over random orders of the configurations",)

@@ -6,18 +6,25 @@ from __future__ import annotations
 from pathlib import Path
 
 from study.config import Campaign
-from study.drivers._base import Chief, Driver, Proposal
+from study.drivers._base import Chief, Driver, Liveness, Proposal
 
-__all__ = ["Chief", "Driver", "Proposal", "make_driver"]
+__all__ = ["Chief", "Driver", "Liveness", "Proposal", "make_driver"]
 
 
-def make_driver(campaign: Campaign, directory: Path, *, chief: Chief | None = None) -> Driver:
+def make_driver(
+    campaign: Campaign,
+    directory: Path,
+    *,
+    chief: Chief | None = None,
+    liveness: Liveness | None = None,
+) -> Driver:
     """The campaign's engine driver; with `chief`, a KerasTuner worker that asks the oracle
-    the launching process serves (study.workers)."""
+    the launching process serves (study.workers). `liveness` (the record store) says which
+    worker is gone; the Optuna driver needs it to hand a gone worker's trials back."""
     if campaign.engine == "optuna":
         from study.drivers.optuna_driver import OptunaDriver
 
-        return OptunaDriver(campaign, directory)
+        return OptunaDriver(campaign, directory, liveness=liveness)
     from study.drivers.keras_tuner_driver import KerasTunerDriver
 
-    return KerasTunerDriver(campaign, directory, chief=chief)
+    return KerasTunerDriver(campaign, directory, chief=chief, liveness=liveness)

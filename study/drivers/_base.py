@@ -12,7 +12,7 @@ from __future__ import annotations
 import abc
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from study.config import Campaign
 
@@ -36,13 +36,32 @@ class Chief:
     tuner_id: str
 
 
+class Liveness(Protocol):
+    """Who is alive, as the record store sees it (study.store.RecordStore): this process's
+    `worker` id, and whether another worker `is_gone`. A driver that leases the engine's trials
+    follows it rather than keeping leases of its own."""
+
+    worker: str
+    stale_after_s: float
+
+    def is_gone(self, worker: str) -> bool: ...
+
+
 class Driver(abc.ABC):
     """Translates the campaign's search space for one engine and runs its ask/tell loop."""
 
-    def __init__(self, campaign: Campaign, directory: Path, *, chief: Chief | None = None) -> None:
+    def __init__(
+        self,
+        campaign: Campaign,
+        directory: Path,
+        *,
+        chief: Chief | None = None,
+        liveness: Liveness | None = None,
+    ) -> None:
         self.campaign = campaign
         self.directory = Path(directory)
         self.chief = chief  # None: the engine's state is in `directory`, in this process
+        self.liveness = liveness
 
     @abc.abstractmethod
     def open(self) -> None:

@@ -25,7 +25,7 @@ from keras_tuner.src.tuners.gridsearch import LinkedList
 
 from search_spaces import Bool, Choice, Fixed, Float, Int, SearchSpace
 from study.drivers._base import Chief, Driver, Proposal
-from study.results import COMPLETE
+from study.results import Status
 
 ENGINE_DIR = "keras_tuner"
 _TUNER_ID = "study"
@@ -222,7 +222,7 @@ class KerasTunerDriver(Driver):
     ) -> None:
         trial = proposal.handle
         self._waiting = {k: t for k, t in self._waiting.items() if t is not trial}
-        if status == COMPLETE and objective is not None:
+        if status == Status.COMPLETE and objective is not None:
             self.oracle.update_trial(trial.trial_id, {self.campaign.objective: objective})
             trial.status = kt.engine.trial.TrialStatus.COMPLETED
         else:

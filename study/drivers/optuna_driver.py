@@ -1,14 +1,16 @@
 """Optuna: grid (every point enqueued once), random, quasi-random (Halton), TPE; median and
 Hyperband pruners.
 
-Storage: the campaign's URL when it has one (PostgreSQL: heartbeats, and a trial whose worker
-stopped beating is failed and enqueued again); else the journal file DIR/optuna.journal when the
-folder has one (study.workers creates it: several processes share it); else DIR/optuna.sqlite.
+Storage: the campaign's URL when it has one (PostgreSQL); else the journal file
+DIR/optuna.journal when the folder has one (study.workers creates it: several processes share
+it); else DIR/optuna.sqlite.
 
-Several workers may share one study. Each trial records its worker (host:pid:token); a RUNNING
-trial whose worker is a dead process of this host is failed and its configuration enqueued again.
-Grid points are popped from the queue atomically, and a worker whose queue is empty waits while
-other live workers still run trials (one of them may die and hand its point back).
+Several workers may share one study. The record store decides who is alive (study.store; this
+driver keeps no heartbeat of its own): each trial records the store's id of the worker that runs
+it, and a RUNNING trial whose worker the store says `is_gone` is failed and its configuration
+enqueued again, once (a trial that names no worker yet: once it is older than the store's stale
+time). Grid points are popped from the queue atomically, and a worker whose queue is empty waits
+while other live workers still run trials (one of them may die and hand its point back).
 """
 
 from __future__ import annotations
@@ -19,14 +21,12 @@ import warnings
 from typing import Any
 
 import optuna
-from optuna.storages import BaseStorage
-from optuna.storages._heartbeat import get_heartbeat_thread, is_heartbeat_enabled
 from optuna.trial import TrialState
 
 from search_spaces import Choice, Fixed, Float, Int, SearchSpace
 from study.drivers._base import Driver, Proposal
-from study.results import COMPLETE, PRUNED
-from study.store import HEARTBEAT_S, STALE_AFTER_S, is_remote, is_stale_worker, worker_id
+from study.results import Status
+from study.store import is_remote
 
 ENGINE_STORE = "optuna.sqlite"
 JOURNAL_FILE = "optuna.journal"
@@ -66,6 +66,8 @@ def _quiet(cls):
 
 class OptunaDriver(Driver):
     def open(self) -> None:
+        if self.liveness is None:
+            raise TypeError("the Optuna driver needs the record store's liveness")
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         c = self.campaign
         samplers = {
@@ -85,8 +87,7 @@ class OptunaDriver(Driver):
                 min_resource=1, max_resource=c.max_epochs
             ),
         }
-        self.worker = worker_id()
-        self._mine: dict[int, Any] = {}  # trial number -> its heartbeat thread, until told
+        self._mine: set[int] = set()  # numbers of the trials asked here and not yet told
         self.study = optuna.create_study(
             study_name=c.name,
             storage=self._storage(),
@@ -100,15 +101,10 @@ class OptunaDriver(Driver):
             for values in c.space.grid():
                 self.study.enqueue_trial(values, skip_if_exists=True)
 
-    def _storage(self) -> str | BaseStorage:
+    def _storage(self) -> str | optuna.storages.BaseStorage:
         url = self.campaign.storage
         if is_remote(url):  # the only storage URL a campaign takes (study.store.check_storage)
-            return optuna.storages.RDBStorage(
-                url,
-                heartbeat_interval=int(HEARTBEAT_S),
-                grace_period=int(STALE_AFTER_S),
-                heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(),
-            )
+            return url
         journal = self.directory / JOURNAL_FILE
         if journal.exists():
             return optuna.storages.JournalStorage(
@@ -117,24 +113,20 @@ class OptunaDriver(Driver):
         return f"sqlite:///{self.directory / ENGINE_STORE}"
 
     def _recover_stale(self) -> None:
-        """Hand the trials of dead workers (stopped heartbeats, or dead processes of this host)
-        back: their configurations enqueued again, then the trials failed.
+        """Hand the trials of gone workers (as the record store says) back: their
+        configurations enqueued again, then the trials failed.
 
         In that order, so that a process killed between the two steps leaves a trial still
         RUNNING that the next one recovers again (once failed, nothing would retry it), and a
         trial is retried once: a retry is enqueued only if none exists (two workers that race here
         may both enqueue one; `_take` discards the later)."""
-        if is_heartbeat_enabled(self.study._storage):
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                optuna.storages.fail_stale_trials(self.study)  # its callback enqueues them
         storage = self.study._storage
         trials = self.study.get_trials(deepcopy=False)
         retried = {t.user_attrs["retry_of"] for t in trials if "retry_of" in t.user_attrs}
         for trial in trials:
             if trial.state != TrialState.RUNNING or trial.number in self._mine:
                 continue
-            if not _is_abandoned(trial):
+            if not self._is_abandoned(trial):
                 continue
             values = trial.system_attrs.get("fixed_params", trial.params)
             if values and trial.number not in retried:
@@ -152,10 +144,8 @@ class OptunaDriver(Driver):
             if not self._is_second_retry(trial):
                 break
             self.study.tell(trial, state=TrialState.FAIL)  # another worker retries its original
-        self.study._storage.set_trial_system_attr(trial._trial_id, _WORKER, self.worker)
-        beat = get_heartbeat_thread(trial._trial_id, self.study._storage)
-        beat.start()
-        self._mine[trial.number] = beat
+        self.study._storage.set_trial_system_attr(trial._trial_id, _WORKER, self.liveness.worker)
+        self._mine.add(trial.number)
         return Proposal(values=suggest(trial, self.campaign.space), handle=trial)
 
     def _take(self) -> optuna.Trial | None:
@@ -168,9 +158,7 @@ class OptunaDriver(Driver):
         retries = sum(_is_retry(t) for t in trials)
         if started >= self.campaign.max_trials + retries:
             return None
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # "heartbeat is supposed to be used with optimize"
-            return self.study.ask()
+        return self.study.ask()
 
     def _is_second_retry(self, trial: optuna.Trial) -> bool:
         """Whether `trial` retries a trial that an earlier-numbered trial already retries."""
@@ -209,34 +197,28 @@ class OptunaDriver(Driver):
         self, proposal: Proposal, objective: float | None, status: str, failure: str = ""
     ) -> None:
         trial = proposal.handle
-        beat = self._mine.pop(trial.number, None)
-        if beat is not None:
-            beat.join()
+        self._mine.discard(trial.number)
         if failure:
             trial.set_user_attr("failure", failure)
-        if status == COMPLETE and objective is not None:
+        if status == Status.COMPLETE and objective is not None:
             self.study.tell(trial, objective)
-        elif status == PRUNED:
+        elif status == Status.PRUNED:
             self.study.tell(trial, state=TrialState.PRUNED)
         else:
             self.study.tell(trial, state=TrialState.FAIL)
 
-    def close(self) -> None:
-        for beat in self._mine.values():
-            beat.join()
-        self._mine.clear()
-
-
-def _is_abandoned(trial: optuna.trial.FrozenTrial) -> bool:
-    """Whether a RUNNING trial's worker is gone. A trial that names no worker yet was just taken
-    by one (it names itself right after): abandoned only once that is older than a stale claim."""
-    worker = trial.system_attrs.get(_WORKER)
-    if worker is not None:
-        return is_stale_worker(worker)
-    started = trial.datetime_start
-    age = datetime.datetime.now(started.tzinfo) - started if started else None
-    return age is None or age.total_seconds() > STALE_AFTER_S
+    def _is_abandoned(self, trial: optuna.trial.FrozenTrial) -> bool:
+        """Whether a RUNNING trial's worker is gone (the record store decides). A trial that
+        names no worker yet was just taken by one (it names itself right after): abandoned
+        only once that is older than the store's stale time."""
+        worker = trial.system_attrs.get(_WORKER)
+        if worker is not None:
+            return self.liveness.is_gone(worker)
+        started = trial.datetime_start
+        age = datetime.datetime.now(started.tzinfo) - started if started else None
+        return age is None or age.total_seconds() > self.liveness.stale_after_s
 
 
 def _is_retry(trial: optuna.trial.FrozenTrial) -> bool:
+    # "failed_trial": a retry that Optuna's heartbeat callback made (studies of earlier versions)
     return "retry_of" in trial.user_attrs or "failed_trial" in trial.system_attrs

@@ -56,8 +56,15 @@ def _sections(page: str) -> list[str]:
     return re.findall(r"<h3 id=\"([a-z]+)-\d+\">", page)
 
 
-def test_run_writes_the_report_with_every_section(keras_tuner):
-    page = (keras_tuner / REPORT_FILE).read_text()
+@pytest.fixture(scope="module")
+def grid_page(grid_folder, tmp_path_factory):
+    """The report of the Optuna grid that tests/reports/conftest.py trains for the reports' tests
+    (the KerasTuner campaign's, written by `study run`: the slow tests)."""
+    return write_report(grid_folder, out=tmp_path_factory.mktemp("grid") / REPORT_FILE).read_text()
+
+
+def test_run_writes_the_report_with_every_section(grid_page):
+    page = grid_page
     assert _sections(page) == [
         "summary",
         "families",
@@ -67,17 +74,24 @@ def test_run_writes_the_report_with_every_section(keras_tuner):
         "failed",
         "reproduce",
     ]
-    assert "keras-tuner" in page and "Best configuration" in page
+    assert "optuna" in page and "Best configuration" in page
     assert "study run" in page  # the command that reproduces it
 
 
-def test_report_is_self_contained(keras_tuner):
+@pytest.mark.slow
+def test_the_keras_tuner_report_names_its_engine(keras_tuner):
     page = (keras_tuner / REPORT_FILE).read_text()
+    assert "keras-tuner" in page and "Best configuration" in page
+
+
+def test_report_is_self_contained(grid_page):
+    page = grid_page
     links = re.findall(r"(?:src|href)=\"([^\"]*)\"", page)
     assert links and all(link.startswith(("data:image/png;base64,", "#")) for link in links)
     assert "<link" not in page and "@import" not in page
 
 
+@pytest.mark.slow
 def test_user_strings_are_escaped(hostile):
     page = (hostile / REPORT_FILE).read_text()
     assert HOSTILE_FOLDER not in page and HOSTILE_FILE not in page
@@ -85,6 +99,7 @@ def test_user_strings_are_escaped(hostile):
     assert "digits&lt;img src=x onerror=alert(2)&gt;.npz" in page
 
 
+@pytest.mark.slow
 def test_report_command_rewrites_the_report(keras_tuner, capsys):
     (keras_tuner / REPORT_FILE).unlink()
     assert main(["report", str(keras_tuner)]) == 0
@@ -98,6 +113,7 @@ def test_report_of_a_folder_without_a_campaign_exits_2(tmp_path, capsys):
     assert str(tmp_path) in error and "Traceback" not in error
 
 
+@pytest.mark.slow
 def test_compare_writes_one_page_over_several_campaigns(keras_tuner, grid_folder, tmp_path):
     out = tmp_path / "both.html"
     assert main(["compare", str(keras_tuner), str(grid_folder), "--out", str(out)]) == 0
@@ -107,16 +123,18 @@ def test_compare_writes_one_page_over_several_campaigns(keras_tuner, grid_folder
     assert ">kt<" in page and ">tiny<" in page
 
 
-def test_compare_needs_two_folders(keras_tuner, tmp_path, capsys):
-    assert main(["compare", str(keras_tuner), "--out", str(tmp_path / "x.html")]) == 2
+def test_compare_needs_two_folders(grid_folder, tmp_path, capsys):
+    assert main(["compare", str(grid_folder), "--out", str(tmp_path / "x.html")]) == 2
     assert "at least two" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_written_atomically_to_a_new_folder(keras_tuner, tmp_path):
     path = write_report(keras_tuner, out=tmp_path / "deeper" / "r.html")
     assert path.exists() and not list(path.parent.glob("*.partial"))
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(
     CHROMIUM is None, reason="needs Chromium (Debian's chromium; .ci/run installs it)"
 )
@@ -127,6 +145,7 @@ def test_report_loads_in_a_browser_without_errors_and_every_image_decodes(hostil
     assert seen.title == "hostile: campaign report"  # no alert ran: the errors would say
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(
     CHROMIUM is None, reason="needs Chromium (Debian's chromium; .ci/run installs it)"
 )
@@ -149,6 +168,7 @@ def _printed_commands(page: str) -> list[str]:
     return [html.unescape(c) for c in re.findall(r'<pre class="command">(.*?)</pre>', page, re.S)]
 
 
+@pytest.mark.slow
 def test_every_table_scrolls_sideways_in_its_own_wrapper(keras_tuner, grid_folder, tmp_path):
     out = tmp_path / "both.html"
     assert main(["compare", str(keras_tuner), str(grid_folder), "--out", str(out)]) == 0
@@ -159,6 +179,7 @@ def test_every_table_scrolls_sideways_in_its_own_wrapper(keras_tuner, grid_folde
         assert re.search(r"\bcode \{[^}]*overflow-wrap: anywhere", page)  # long paths wrap
 
 
+@pytest.mark.slow
 def test_printed_commands_run_as_printed_from_another_folder(keras_tuner, tmp_path, monkeypatch):
     """A copy of the campaign in a folder whose name needs quoting; its report's commands run
     from some other folder, exactly as printed (the rerun and the verify train a few tiny runs)."""
@@ -177,6 +198,7 @@ def test_printed_commands_run_as_printed_from_another_folder(keras_tuner, tmp_pa
     assert not list(elsewhere.iterdir())  # nothing landed in the folder the reader was in
 
 
+@pytest.mark.slow
 def test_the_recorded_command_is_history_not_a_command_to_copy(keras_tuner):
     page = (keras_tuner / REPORT_FILE).read_text()
     recorded = load_manifest(keras_tuner)["sessions"][0]["command"]
@@ -184,6 +206,7 @@ def test_the_recorded_command_is_history_not_a_command_to_copy(keras_tuner):
     assert "command (as run, from its own folder)" in page
 
 
+@pytest.mark.slow
 def test_a_default_campaign_folder_is_rerun_only_while_the_default_is_unchanged(
     keras_tuner, tmp_path
 ):

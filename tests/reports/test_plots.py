@@ -289,6 +289,7 @@ def test_a_forced_log_scale_is_used(grid_records):
     assert visible_axes(plain)[0].get_xscale() == "linear"  # a factor of 2: linear
 
 
+@pytest.mark.slow
 def test_reports_import_no_engine_and_no_keras():
     code = (
         "import sys, reports.plots, reports.search, reports.html\n"

@@ -11,6 +11,7 @@ from study import records
 from tests.conftest import tiny_campaign
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("engine", ["optuna", "keras-tuner"])
 def test_campaign_runs_on_the_jax_backend(tmp_path, campaign_file, engine):
     path = campaign_file(tiny_campaign(campaign={"engine": engine, "seeds": [0]}))

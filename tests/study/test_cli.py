@@ -18,16 +18,10 @@ from tests.conftest import tiny_campaign
 
 
 @pytest.fixture(scope="module")
-def finished(tmp_path_factory):
-    """A tiny campaign run through the command line."""
-    directory = tmp_path_factory.mktemp("cli")
-    path = directory / "campaign.toml"
-    from tests.conftest import to_toml
-
-    path.write_text(to_toml(tiny_campaign(campaign={"seeds": [0]}, train={"epochs": 1})))
-    out = directory / "out"
-    assert main(["run", str(path), "--out", str(out), "--quiet"]) == 0
-    return path, out
+def finished(finished_tiny, tmp_path_factory):
+    """A tiny campaign run through the command line (this module's copy of tests/conftest.py's)."""
+    directory = shutil.copytree(finished_tiny, tmp_path_factory.mktemp("cli") / "copy")
+    return directory / "c.toml", directory / "out"
 
 
 def test_run_prints_the_chosen_configuration_and_where_results_are(finished, capsys):
@@ -44,6 +38,14 @@ def test_run_prints_the_chosen_configuration_and_where_results_are(finished, cap
     session = manifest["sessions"][-1]
     assert session["keras_backend"] and session["packages"]["optuna"].startswith("5.0")
     assert session["command"].startswith("study run ")
+
+
+def test_verify_retrains_a_finished_run_bit_for_bit(finished, capsys):
+    """`study verify` end to end in the fast tests (test_verify.py trains campaigns of its own)."""
+    _, out = finished
+    assert main(["verify", str(out), "--trials", "1"]) == 0
+    said = capsys.readouterr().out
+    assert "1 run(s) retrained; largest difference 0, tolerance 1e-06: reproduced" in said
 
 
 def test_status_shows_progress_and_best(finished, capsys):
@@ -110,6 +112,7 @@ def test_missing_campaign_folder_exits_2(tmp_path, capsys):
     assert "not a campaign folder" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_console_script_reports_without_traceback(campaign_file):
     path = campaign_file(tiny_campaign(train={"optimizer": "adamw"}))
     result = subprocess.run(
@@ -135,6 +138,7 @@ HEAVY_MODULES = ("keras", "tensorflow", "jax", "torch", "optuna", "keras_tuner",
 OWN_PREFIXES = ("study:", "population:")  # the lines this tool writes to stderr
 
 
+@pytest.mark.slow
 def test_a_campaign_file_is_checked_without_loading_keras_or_an_engine(campaign_file):
     bad = campaign_file({"campaign": {"name": "typo", "engnie": "optuna"}}, name="bad.toml")
     good = campaign_file(tiny_campaign(), name="good.toml")
@@ -193,6 +197,7 @@ def test_version_prints_the_installed_version(capsys):
     assert capsys.readouterr().out == f"study {importlib.metadata.version('regstudy')}\n"
 
 
+@pytest.mark.slow
 def test_a_resumed_run_counts_from_the_finished_runs(finished, tmp_path, capsys):
     path, finished_out = finished
     out = shutil.copytree(finished_out, tmp_path / "copy")  # its own session, not the fixture's

@@ -11,7 +11,7 @@ from tests.conftest import tiny_campaign
 
 def test_default_campaign_is_the_dropout_l2_grid():
     campaign = load_campaign(None)
-    assert campaign.dataset == "digits" and campaign.builder == "mlp"
+    assert campaign.dataset == "digits" and campaign.builder.name == "mlp"
     assert campaign.seeds == (0, 1, 2, 3, 4)
     assert list(campaign.space.params) == ["dropout", "l2"]
     assert campaign.n_configurations() == 6

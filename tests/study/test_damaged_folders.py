@@ -2,7 +2,8 @@
 with status 2 and one message naming the file (or the flag or key), prints no traceback, and
 leaves every file as it was, byte for byte.
 
-One finished tiny campaign is built once for the module and copied for each case.
+One finished tiny campaign is built once per test session (tests/conftest.py) and copied for
+each case.
 
 A read-only folder is made read-only for real: with chmod for a normal user, and, as root (whom
 chmod does not stop), with a read-only bind mount of the folder onto itself, so the command gets
@@ -32,12 +33,11 @@ CAMPAIGN = tiny_campaign(campaign={"seeds": [0]}, train={"epochs": 1})
 
 
 @pytest.fixture(scope="module")
-def finished(tmp_path_factory) -> Path:
-    """A folder holding c.toml and out/, the finished tiny campaign (1 seed, 1 epoch)."""
-    base = tmp_path_factory.mktemp("finished")
-    (base / "c.toml").write_text(to_toml(CAMPAIGN))
-    assert main(["run", str(base / "c.toml"), "--out", str(base / "out"), "--quiet"]) == 0
-    return base
+def finished(finished_tiny) -> Path:
+    """A folder holding c.toml and out/, the finished tiny campaign (1 seed, 1 epoch):
+    tests/conftest.py's, which `work` copies for each case."""
+    assert (finished_tiny / "c.toml").read_text() == to_toml(CAMPAIGN)
+    return finished_tiny
 
 
 @pytest.fixture

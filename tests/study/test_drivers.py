@@ -25,6 +25,7 @@ def grid_runs(tmp_path_factory):
     return out
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("engine", ENGINES)
 def test_grid_gives_one_row_per_configuration_and_seed(grid_runs, engine):
     _, _, (trials, epochs) = grid_runs[engine]
@@ -52,6 +53,7 @@ def test_grid_gives_one_row_per_configuration_and_seed(grid_runs, engine):
     assert epochs.groupby(["trial", "seed"])["epoch"].apply(list).tolist() == [[1, 2]] * 8
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("engine", ENGINES)
 def test_the_default_trains_runs_of_one_architecture_together(grid_runs, engine):
     """population = "auto" by default: runs trained together share the population's wall time
@@ -61,6 +63,7 @@ def test_the_default_trains_runs_of_one_architecture_together(grid_runs, engine)
     assert trials["duration_s"].nunique() < len(trials)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("engine", ENGINES)
 def test_best_and_final_columns_agree_with_the_curves(grid_runs, engine):
     _, _, (trials, epochs) = grid_runs[engine]
@@ -72,6 +75,7 @@ def test_best_and_final_columns_agree_with_the_curves(grid_runs, engine):
         assert row.final_train_loss == pytest.approx(curve["train_loss"].iloc[-1])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("engine", ENGINES)
 def test_chosen_configuration_is_tested_once_per_seed(grid_runs, engine):
     _, chosen, (trials, _) = grid_runs[engine]
@@ -83,6 +87,7 @@ def test_chosen_configuration_is_tested_once_per_seed(grid_runs, engine):
     assert chosen["validation"]["mean"] == pytest.approx(means.max())
 
 
+@pytest.mark.slow
 def test_both_engines_train_identical_runs(grid_runs):
     """Seeds derive from the configuration, not the engine: the curves are the same."""
     frames = []
@@ -101,11 +106,11 @@ def test_both_engines_train_identical_runs(grid_runs):
 @pytest.mark.parametrize(
     "engine, strategy",
     [
-        ("optuna", "random"),
-        ("optuna", "quasi-random"),
-        ("optuna", "tpe"),
-        ("keras-tuner", "random"),
-        ("keras-tuner", "bayesian"),
+        pytest.param("optuna", "random", marks=pytest.mark.slow),
+        pytest.param("optuna", "quasi-random", marks=pytest.mark.slow),
+        pytest.param("optuna", "tpe", marks=pytest.mark.slow),
+        pytest.param("keras-tuner", "random", marks=pytest.mark.slow),
+        pytest.param("keras-tuner", "bayesian", marks=pytest.mark.slow),
     ],
 )
 def test_sampling_strategies_run_max_trials(tmp_path, engine, strategy):
@@ -124,6 +129,7 @@ def test_sampling_strategies_run_max_trials(tmp_path, engine, strategy):
     assert trials["param_learning_rate"].between(1e-4, 1e-2).all()
 
 
+@pytest.mark.slow
 def test_keras_tuner_hyperband_sets_the_epochs(tmp_path):
     raw = tiny_campaign(
         campaign={"engine": "keras-tuner", "strategy": "hyperband", "seeds": [0]},
@@ -137,6 +143,7 @@ def test_keras_tuner_hyperband_sets_the_epochs(tmp_path):
     assert (lengths == trials.set_index("trial")["param_epochs"]).all()
 
 
+@pytest.mark.slow
 def test_optuna_median_pruner_prunes_a_bad_configuration(tmp_path):
     raw = tiny_campaign(campaign={"pruner": "median", "seeds": [0, 1]}, train={"epochs": 4})
     raw["space"] = {"learning_rate": [1e-2, 5e-3, 1e-7]}  # the last barely learns
@@ -169,9 +176,11 @@ def test_divergence_fails_the_configuration_and_the_campaign_goes_on(tmp_path):
 def test_a_batch_can_be_asked_before_it_is_told(tmp_path, engine):
     """The boundary population training needs: ask up to K, train them together, tell them."""
     from study.drivers import make_driver
+    from study.store import RecordStore
 
     campaign = parse_campaign(tiny_campaign(campaign={"engine": engine}))
-    driver = make_driver(campaign, tmp_path)
+    store = RecordStore(tmp_path / "records.sqlite")  # says which worker is alive
+    driver = make_driver(campaign, tmp_path, liveness=store)
     driver.open()
     told, batch_sizes = [], []
     while True:
@@ -184,11 +193,19 @@ def test_a_batch_can_be_asked_before_it_is_told(tmp_path, engine):
         for proposal in batch:
             driver.tell(proposal, 0.5, "COMPLETE")
             told.append((proposal.values["dropout"], proposal.values["l2"]))
+    store.close()
     assert sorted(told) == sorted((v["dropout"], v["l2"]) for v in campaign.space.grid())
     assert max(batch_sizes) > 1
 
 
-@pytest.mark.parametrize("builder, population", [("mlp", 1), ("mlp", "auto"), ("cnn", "auto")])
+@pytest.mark.parametrize(
+    "builder, population",
+    [
+        pytest.param("mlp", 1, marks=pytest.mark.slow),
+        pytest.param("mlp", "auto", marks=pytest.mark.slow),
+        pytest.param("cnn", "auto", marks=pytest.mark.slow),
+    ],
+)
 def test_a_mixed_bfloat16_campaign_records_curves(tmp_path, builder, population):
     """train.precision sets the dtype policy of sequential runs and populations alike."""
     import keras

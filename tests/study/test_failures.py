@@ -4,6 +4,8 @@ failures stop the campaign with a clear message; failed runs stay in the records
 (Divergence, a NaN loss, is tested in test_drivers.py.)
 """
 
+import pytest
+
 import study.trial
 from study import records
 from study.cli import main
@@ -23,6 +25,7 @@ def _out_of_memory_for(dropout: float):
     return build_model
 
 
+@pytest.mark.slow
 def test_an_exception_fails_its_run_with_the_reason_and_the_campaign_goes_on(tmp_path, monkeypatch):
     from study.campaign import run_campaign
 
@@ -64,6 +67,7 @@ def test_consecutive_failures_stop_the_campaign_and_stay_in_the_records(
     assert trials["failure"].str.startswith("MemoryError: simulated").all()
 
 
+@pytest.mark.slow
 def test_the_limit_counts_failures_in_a_row_only(tmp_path, monkeypatch):
     from study.campaign import run_campaign
 
@@ -78,6 +82,7 @@ def test_the_limit_counts_failures_in_a_row_only(tmp_path, monkeypatch):
     assert list(trials["status"]) == ["FAILED", "COMPLETE", "FAILED", "COMPLETE"]
 
 
+@pytest.mark.slow
 def test_an_isolated_run_whose_worker_is_killed_fails_and_the_next_run_trains(tmp_path):
     """As when the kernel kills a worker for memory: that run is FAILED with the reason."""
     from study.data import load_dataset
@@ -87,7 +92,9 @@ def test_an_isolated_run_whose_worker_is_killed_fails_and_the_next_run_trains(tm
     data = load_dataset("digits")
     runner = IsolatedRunner(data, deterministic=True, runs_per_worker=5)
     values = campaign.values({"dropout": 0.0, "l2": 0.0})
-    options = dict(builder="mlp", data=data, objective="val_accuracy", direction="maximize")
+    options = dict(
+        builder=campaign.builder, data=data, objective="val_accuracy", direction="maximize"
+    )
 
     def kill_the_worker(epoch, value):
         runner._worker.process.kill()  # the parent answers; the worker is gone

@@ -1,17 +1,17 @@
 """Crash safety: `study run` killed with SIGKILL at random moments, 5 times, then run to the end,
 records every configuration x seed COMPLETE exactly once, for both engines.
 
-The kill loop and the audit are benchmarks/kill_stress.py's (which kills 20 times). Each launch
-pays TensorFlow's start-up, so this is the slowest test of the suite; the two engines' kill loops
-run side by side to halve its wall time. Deselect it with `-k "not kills"`.
+The kill loop and the audit are in kill_loop.py (benchmarks/kill_stress.py kills 20 times). Each
+launch pays TensorFlow's start-up, so this is the slowest test of the suite; the two engines' kill
+loops run side by side to halve its wall time. It is marked slow: `-m "not slow"` leaves it out.
 """
 
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from benchmarks.kill_stress import stress
 from study import records
+from tests.study.kill_loop import stress
 
 ENGINES = ["optuna", "keras-tuner"]
 KILLS = 5

@@ -9,9 +9,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-import study.campaign
-from search_spaces import build_model, defaults
-from search_spaces.architecture import layers
+import study.executor
+from search_spaces import BUILDERS, MLP
 from search_spaces.stacked import member_initial_state
 from study import records
 from study.campaign import run_campaign
@@ -41,7 +40,7 @@ def digits():
 def _train_alone(values, seed, data, weights_path=None):
     return train_run(
         values,
-        builder="mlp",
+        builder=MLP,
         data=data,
         seed=seed,
         objective="val_accuracy",
@@ -52,7 +51,7 @@ def _train_alone(values, seed, data, weights_path=None):
 
 def _train_together(members, data):
     return train_population(
-        members, builder="mlp", data=data, objective="val_accuracy", direction="maximize"
+        members, builder=MLP, data=data, objective="val_accuracy", direction="maximize"
     )
 
 
@@ -78,10 +77,11 @@ CNN = {  # a tiny CNN on digits' 8 x 8 images
     ],
 )
 def test_initial_state_is_the_builders_bit_for_bit(builder, values):
-    values = defaults(builder) | values
+    builder = BUILDERS[builder]
+    values = builder.complete(values)
     seed_everything(1234)
-    model = build_model(builder, values, input_shape=(8, 8, 1), n_outputs=10)
-    state = member_initial_state(values, 1234, layers(builder, values, (8, 8, 1), 10))
+    model = builder.build(values, input_shape=(8, 8, 1), n_outputs=10)
+    state = member_initial_state(values, 1234, builder.layers(values, (8, 8, 1), 10))
     kernels = [w for w in model.weights if w.path.endswith("kernel")]
     assert len(kernels) == len(state["kernels"])
     for kernel, expected in zip(kernels, state["kernels"], strict=True):
@@ -113,6 +113,7 @@ def side_by_side(digits, tmp_path_factory):
     return folder, alone, together
 
 
+@pytest.mark.slow
 def test_each_member_matches_its_run_alone(side_by_side):
     _, alone, together = side_by_side
     for one, member in zip(alone, together, strict=True):
@@ -122,12 +123,13 @@ def test_each_member_matches_its_run_alone(side_by_side):
             np.testing.assert_allclose(member.history[column], one.history[column], **TOLERANCE)
 
 
+@pytest.mark.slow
 def test_best_weights_evaluate_like_the_run_alone(side_by_side, digits):
     folder, _, _ = side_by_side
     for values, seed in MEMBERS:
         scores = [
             evaluate_run(
-                TINY | values, builder="mlp", data=digits, weights_path=folder / f"{how}-{seed}.npz"
+                TINY | values, builder=MLP, data=digits, weights_path=folder / f"{how}-{seed}.npz"
             )
             for how in ("alone", "together")
         ]
@@ -142,9 +144,10 @@ CNN_MEMBERS = [  # Dropout in the blocks and the head, L1/L2, learning rates
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("shared", [{}, {"spatial_dropout": True, "pooling": "average"}])
 def test_cnn_members_match_their_runs_alone(digits, shared):
-    kw = dict(builder="cnn", data=digits, objective="val_accuracy", direction="maximize")
+    kw = dict(builder=BUILDERS["cnn"], data=digits, objective="val_accuracy", direction="maximize")
     members = [Member(CNN | shared | v, s) for v, s in CNN_MEMBERS]
     alone = [train_run(m.values, seed=m.seed, **kw) for m in members]
     together = train_population(members, **kw)
@@ -154,8 +157,9 @@ def test_cnn_members_match_their_runs_alone(digits, shared):
             np.testing.assert_allclose(member.history[column], one.history[column], **TOLERANCE)
 
 
+@pytest.mark.slow
 def test_one_mask_draw_changes_only_the_cnn_members_with_dropout(digits):
-    kw = dict(builder="cnn", data=digits, objective="val_accuracy", direction="maximize")
+    kw = dict(builder=BUILDERS["cnn"], data=digits, objective="val_accuracy", direction="maximize")
     members = [Member(CNN | {"spatial_dropout": True} | v, s) for v, s in CNN_MEMBERS]
     exact, one_draw = (train_population(members, masks=m, **kw) for m in ("member", "population"))
     assert [r.status for r in one_draw] == ["COMPLETE"] * len(members)
@@ -167,11 +171,12 @@ def test_one_mask_draw_changes_only_the_cnn_members_with_dropout(digits):
         assert np.isfinite(a.history["val_loss"]).all()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("order", ["member", "shared"])  # one batch per member, or one for all
 def test_grouped_convolution_trains_as_the_members_convolutions(digits, order):
     """conv="grouped" (one convolution with K groups, for GPUs) trains as "loop" does."""
     members = [Member(CNN | v | {"epochs": 1}, s) for v, s in CNN_MEMBERS]
-    kw = dict(builder="cnn", data=digits, objective="val_accuracy", direction="maximize")
+    kw = dict(builder=BUILDERS["cnn"], data=digits, objective="val_accuracy", direction="maximize")
     grouped, loop = (
         train_population(members, conv=c, order=order, **kw) for c in ("grouped", "loop")
     )
@@ -181,6 +186,7 @@ def test_grouped_convolution_trains_as_the_members_convolutions(digits, order):
             np.testing.assert_allclose(a.history[column], b.history[column], **TOLERANCE)
 
 
+@pytest.mark.slow
 def test_with_dropout_final_accuracy_has_the_same_distribution(digits):
     values = TINY | {"dropout": 0.5}
     seeds = list(range(100, 108))
@@ -191,6 +197,7 @@ def test_with_dropout_final_accuracy_has_the_same_distribution(digits):
     assert stats.ttest_ind(together, alone, equal_var=False).pvalue > 0.05
 
 
+@pytest.mark.slow
 def test_a_diverging_member_fails_alone(digits):
     members = [Member(TINY, 21), Member(TINY | {"l2": 1e38}, 22), Member(TINY, 23)]
     results = _train_together(members, digits)
@@ -205,6 +212,7 @@ def test_a_diverging_member_fails_alone(digits):
         np.testing.assert_allclose(kept.history["val_loss"], again.history["val_loss"], rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_regression_members_match_their_runs_alone(tmp_path):
     rng = np.random.default_rng(0)
     x = rng.normal(size=(300, 4)).astype("float32")
@@ -216,7 +224,7 @@ def test_regression_members_match_their_runs_alone(tmp_path):
         Member(values | {"l2": 1e-2, "dropout": 0.25}, 32),
         Member(values | {"learning_rate": 0.03}, 33),
     ]
-    kw = dict(builder="mlp", data=data, objective="val_mae", direction="minimize")
+    kw = dict(builder=MLP, data=data, objective="val_mae", direction="minimize")
     alone = [train_run(m.values, seed=m.seed, **kw) for m in members]
     together = train_population(members, **kw)
     for one, member in zip(alone, together, strict=True):
@@ -225,6 +233,7 @@ def test_regression_members_match_their_runs_alone(tmp_path):
             np.testing.assert_allclose(member.history[column], one.history[column], **TOLERANCE)
 
 
+@pytest.mark.slow
 def test_shared_order_and_one_mask_draw_are_close_in_distribution(digits):
     """The fast options (all members in one order, one Dropout draw): not curve for curve, but
     the same final accuracy on average as the exact population."""
@@ -233,7 +242,7 @@ def test_shared_order_and_one_mask_draw_are_close_in_distribution(digits):
     exact = _train_together(members, digits)
     fast = train_population(
         members,
-        builder="mlp",
+        builder=MLP,
         data=digits,
         objective="val_accuracy",
         direction="maximize",
@@ -246,18 +255,19 @@ def test_shared_order_and_one_mask_draw_are_close_in_distribution(digits):
 
 
 def test_architecture_key_and_plan():
-    assert architecture_key(TINY | {"dropout": 0.5}, "mlp") == architecture_key(
-        TINY | {"l1": 1e-3, "regularizer": "l1"}, "mlp"
+    assert architecture_key(TINY | {"dropout": 0.5}, MLP) == architecture_key(
+        TINY | {"l1": 1e-3, "regularizer": "l1"}, MLP
     )
-    assert architecture_key(TINY, "mlp") != architecture_key(TINY | {"units": 32}, "mlp")
-    assert architecture_key(TINY, "mlp") == architecture_key(TINY | {"learning_rate": 1e-2}, "mlp")
-    assert architecture_key(TINY, "mlp") != architecture_key(TINY | {"momentum": 0.9}, "mlp")
-    assert architecture_key(TINY | {"batch_norm": True}, "mlp") is None
-    assert architecture_key(CNN | {"block_dropout": 0.1}, "cnn") == architecture_key(CNN, "cnn")
-    assert architecture_key(CNN, "cnn") != architecture_key(CNN | {"spatial_dropout": True}, "cnn")
-    assert architecture_key(CNN | {"batch_norm": True}, "cnn") is None
+    assert architecture_key(TINY, MLP) != architecture_key(TINY | {"units": 32}, MLP)
+    assert architecture_key(TINY, MLP) == architecture_key(TINY | {"learning_rate": 1e-2}, MLP)
+    assert architecture_key(TINY, MLP) != architecture_key(TINY | {"momentum": 0.9}, MLP)
+    assert architecture_key(TINY | {"batch_norm": True}, MLP) is None
+    cnn = BUILDERS["cnn"]
+    assert architecture_key(CNN | {"block_dropout": 0.1}, cnn) == architecture_key(CNN, cnn)
+    assert architecture_key(CNN, cnn) != architecture_key(CNN | {"spatial_dropout": True}, cnn)
+    assert architecture_key(CNN | {"batch_norm": True}, cnn) is None
     runs = [(i, TINY | {"units": 16 if i < 5 else 32}) for i in range(6)]
-    groups, alone = plan_populations(runs, builder="mlp", size=3)
+    groups, alone = plan_populations(runs, builder=MLP, size=3)
     assert groups == [[0, 1, 2], [3, 4]] and alone == [5]
 
 
@@ -276,7 +286,7 @@ def test_population_size():
 
 def test_populations_are_of_near_equal_sizes():
     runs = [(i, TINY) for i in range(33)]
-    groups, alone = plan_populations(runs, builder="mlp", size=32)
+    groups, alone = plan_populations(runs, builder=MLP, size=32)
     assert [len(g) for g in groups] == [17, 16] and alone == []
     assert sorted(t for g in groups for t in g) == list(range(33))
 
@@ -314,6 +324,7 @@ def _curves(frames):
     return curves.sort_values(["param_dropout", "param_l2", "seed", "epoch"]).reset_index(drop=True)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("engine, masks", [("optuna", "member"), ("keras-tuner", "population")])
 def test_population_campaign_gives_the_records_of_a_sequential_one(
     tmp_path, sequential_grid, engine, masks
@@ -343,9 +354,10 @@ def test_population_campaign_gives_the_records_of_a_sequential_one(
     assert set(tested["trial"]) == {chosen["trial"]} and len(tested) == 2
 
 
+@pytest.mark.slow
 def test_population_campaign_resumes_without_retraining(tmp_path, monkeypatch):
     campaign = parse_campaign(tiny_campaign(campaign={"population": 2}))
-    real = study.campaign.train_population
+    real = study.executor.train_population
     calls = []
 
     def interrupted_on_second(*args, **kwargs):
@@ -354,14 +366,14 @@ def test_population_campaign_resumes_without_retraining(tmp_path, monkeypatch):
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(study.campaign, "train_population", interrupted_on_second)
+    monkeypatch.setattr(study.executor, "train_population", interrupted_on_second)
     with pytest.raises(KeyboardInterrupt):
         run_campaign(campaign, tmp_path, progress=False)
     before = records.load(tmp_path).trials
     assert sorted(before["status"]) == ["COMPLETE", "COMPLETE", "RUNNING", "RUNNING"]
     calls.clear()
     monkeypatch.setattr(
-        study.campaign, "train_population", lambda *a, **k: calls.append(1) or real(*a, **k)
+        study.executor, "train_population", lambda *a, **k: calls.append(1) or real(*a, **k)
     )
     run_campaign(campaign, tmp_path, progress=False)
     after = records.load(tmp_path).trials
@@ -373,6 +385,7 @@ def test_population_campaign_resumes_without_retraining(tmp_path, monkeypatch):
     )
 
 
+@pytest.mark.slow
 def test_pruning_falls_back_to_one_run_at_a_time(tmp_path, capfd):
     raw = tiny_campaign(campaign={"pruner": "median", "population": 4, "seeds": [0]})
     raw["train"]["epochs"] = 1
@@ -383,6 +396,7 @@ def test_pruning_falls_back_to_one_run_at_a_time(tmp_path, capfd):
     assert len(trials) == 2 and set(trials["status"]) <= {"COMPLETE", "PRUNED"}
 
 
+@pytest.mark.slow
 def test_a_cnn_campaign_trains_populations_with_the_records_of_a_sequential_one(tmp_path, capfd):
     model = {"builder": "cnn", "conv_blocks": 1, "filters": 4, "dense_units": 8}
     frames = []
@@ -403,6 +417,7 @@ def test_a_cnn_campaign_trains_populations_with_the_records_of_a_sequential_one(
 
 _JAX_CHECK = """
 import json, numpy as np
+from search_spaces import BUILDERS
 from study.data import load_dataset
 from study.population import Member, train_population
 from study.trial import train_run
@@ -412,7 +427,7 @@ for builder, shape in (("mlp", dict(hidden_layers=1, units=8)),
                        ("cnn", dict(conv_blocks=1, filters=4, dense_units=8))):
     values = [shape | dict(epochs=2, batch_size=128, dropout=d, l2=l2, learning_rate=rate)
               for d, l2, rate in ((0.0, 1e-3, 1e-3), (0.5, 0.0, 3e-3))]
-    kw = dict(builder=builder, data=data, objective="val_accuracy", direction="maximize")
+    kw = dict(builder=BUILDERS[builder], data=data, objective="val_accuracy", direction="maximize")
     alone = [train_run(v, seed=s, **kw).history for s, v in enumerate(values)]
     members = [Member(v, s) for s, v in enumerate(values)]
     for conv in ("loop", "grouped") if builder == "cnn" else ("loop",):
@@ -423,6 +438,7 @@ print(json.dumps(errors))
 """
 
 
+@pytest.mark.slow
 def test_members_match_on_the_jax_backend():
     result = subprocess.run(
         [sys.executable, "-c", _JAX_CHECK],
@@ -436,6 +452,7 @@ def test_members_match_on_the_jax_backend():
     assert len(relative_errors) == 24 and max(relative_errors) < 1e-4
 
 
+@pytest.mark.slow
 def test_runs_of_different_architectures_train_alone_and_say_so(tmp_path, capfd):
     raw = tiny_campaign(campaign={"population": 4, "seeds": [0]}, train={"epochs": 1})
     raw["space"] = {"units": [8, 16]}  # two architectures, one run each

@@ -6,6 +6,7 @@ machine without a server they are skipped, with the reason."""
 import os
 import subprocess
 import sys
+import time
 import uuid
 
 import optuna
@@ -13,8 +14,9 @@ import pytest
 
 from study import records
 from study.cli import main
-from study.results import COMPLETE, RunResult
+from study.results import RunResult, Status
 from study.store import RecordStore, check_storage
+from tests.study.test_store import stop_heartbeat
 from tests.study.test_workers import assert_grid_trained_once, grid_campaign
 
 URL = os.environ.get("STUDY_TEST_POSTGRES_URL", "postgresql://study:study@localhost/study_test")
@@ -36,16 +38,20 @@ def unique(name: str) -> str:
 
 def test_claims_are_exclusive_on_postgres(postgres_url):
     name = unique("claims")
-    first = RecordStore(postgres_url, campaign=name)
-    second = RecordStore(postgres_url, campaign=name)
-    second.worker = "another-host:1:abc"
+    first = RecordStore(postgres_url, campaign=name, heartbeat_s=0.1, stale_after_s=1.0)
+    second = RecordStore(postgres_url, campaign=name, heartbeat_s=0.1, stale_after_s=1.0)
     try:
         trial = first.trial_for("a", {"dropout": 0.0})
         assert second.trial_for("a", {"dropout": 0.0}) == trial
         assert second.start_run(trial, 0)
         assert not first.start_run(trial, 0)
-        second.finish_run(trial, 0, RunResult(COMPLETE, {"val_accuracy": [0.5]}, 1.0))
-        assert not first.start_run(trial, 0) and first.run(trial, 0).status == COMPLETE
+        second.finish_run(trial, 0, RunResult(Status.COMPLETE, {"val_accuracy": [0.5]}, 1.0))
+        assert not first.start_run(trial, 0) and first.run(trial, 0).status == Status.COMPLETE
+        assert second.start_run(trial, 1)
+        stop_heartbeat(second)  # its machine goes away
+        assert not first.start_run(trial, 1)
+        time.sleep(1.2)  # stale_after_s = 1, on the database's clock
+        assert first.start_run(trial, 1)
         other = RecordStore(postgres_url, campaign=unique("other"))
         assert other.runs() == [] and other.trial_for("a", {}) == 1  # keyed by campaign
         other.close()
@@ -54,6 +60,7 @@ def test_claims_are_exclusive_on_postgres(postgres_url):
         second.close()
 
 
+@pytest.mark.slow
 def test_three_workers_on_postgres_train_the_grid_exactly_once(
     postgres_url, tmp_path, campaign_file, capsys
 ):

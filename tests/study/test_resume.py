@@ -3,7 +3,7 @@
 
 import pytest
 
-import study.campaign
+import study.executor
 from study import records
 from study.campaign import run_campaign
 from study.config import parse_campaign
@@ -12,11 +12,12 @@ from tests.conftest import tiny_campaign
 ENGINES = ["optuna", "keras-tuner"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("engine", ENGINES)
 def test_resume_after_interrupt_trains_only_what_is_missing(tmp_path, monkeypatch, engine):
     # One run at a time (population = 1): this test counts train_run calls.
     campaign = parse_campaign(tiny_campaign(campaign={"engine": engine, "population": 1}))
-    real_train_run = study.campaign.train_run
+    real_train_run = study.executor.train_run
     calls = []
 
     def interrupted_on_third_run(*args, **kwargs):
@@ -25,7 +26,7 @@ def test_resume_after_interrupt_trains_only_what_is_missing(tmp_path, monkeypatc
             raise KeyboardInterrupt
         return real_train_run(*args, **kwargs)
 
-    monkeypatch.setattr(study.campaign, "train_run", interrupted_on_third_run)
+    monkeypatch.setattr(study.executor, "train_run", interrupted_on_third_run)
     with pytest.raises(KeyboardInterrupt):
         run_campaign(campaign, tmp_path, progress=False)
     before = records.load(tmp_path).trials
@@ -33,7 +34,7 @@ def test_resume_after_interrupt_trains_only_what_is_missing(tmp_path, monkeypatc
 
     calls.clear()
     monkeypatch.setattr(
-        study.campaign, "train_run", lambda *a, **k: calls.append(1) or real_train_run(*a, **k)
+        study.executor, "train_run", lambda *a, **k: calls.append(1) or real_train_run(*a, **k)
     )
     run_campaign(campaign, tmp_path, progress=False)
     after = records.load(tmp_path).trials

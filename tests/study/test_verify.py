@@ -10,7 +10,7 @@ from study import records
 from study.campaign import run_campaign
 from study.cli import main
 from study.config import parse_campaign
-from study.results import COMPLETE, RunResult
+from study.results import RunResult, Status
 from study.store import RecordStore
 from study.verify import (
     ALONE_TOLERANCE,
@@ -47,6 +47,7 @@ def twice(request, tmp_path_factory):
     return request.param, folders
 
 
+@pytest.mark.slow
 def test_same_campaign_twice_gives_identical_curves(twice):
     _, (first, second) = twice
     a, b = records.load(first).epochs, records.load(second).epochs
@@ -54,6 +55,7 @@ def test_same_campaign_twice_gives_identical_curves(twice):
     assert a.equals(b)  # bit for bit, every epoch of every run
 
 
+@pytest.mark.slow
 def test_manifest_records_what_a_rerun_needs(twice):
     _, (first, _) = twice
     manifest = json.loads((first / "manifest.json").read_text())
@@ -65,6 +67,7 @@ def test_manifest_records_what_a_rerun_needs(twice):
     assert json.loads((first / "campaign.json").read_text())["campaign"]["deterministic"] is True
 
 
+@pytest.mark.slow
 def test_verify_reproduces_a_fresh_campaign(twice, capsys):
     _, (first, _) = twice
     assert main(["verify", str(first), "--trials", "2"]) == 0
@@ -73,6 +76,7 @@ def test_verify_reproduces_a_fresh_campaign(twice, capsys):
     assert "2 run(s) retrained; largest difference 0, tolerance 1e-06: reproduced" in out
 
 
+@pytest.mark.slow
 def test_verify_exits_1_when_a_recorded_value_was_changed(twice, tmp_path, capsys):
     _, (first, _) = twice
     tampered = tmp_path / "tampered"
@@ -95,6 +99,7 @@ def test_verify_exits_1_when_a_recorded_value_was_changed(twice, tmp_path, capsy
     assert main(["verify", str(tampered), "--trials", "1", "--tolerance", "1e-3"]) == 0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("twice", ["optuna"], indirect=True)  # the worker knows no engine
 def test_isolate_gives_the_records_of_an_in_process_run(twice, tmp_path):
     engine, (first, _) = twice
@@ -176,6 +181,7 @@ def stored_populations(folder):
         store.close()
 
 
+@pytest.mark.slow
 def test_the_store_records_the_populations_that_trained(populations):
     recorded = stored_populations(populations)
     # Two configurations' runs per population, in the order they were asked for and seeded.
@@ -193,6 +199,7 @@ def test_the_store_records_the_populations_that_trained(populations):
             }
 
 
+@pytest.mark.slow
 def test_verify_replays_each_population_once_bit_for_bit(populations, capsys):
     assert main(["verify", str(populations), "--trials", "8"]) == 0
     out = capsys.readouterr().out
@@ -201,6 +208,7 @@ def test_verify_replays_each_population_once_bit_for_bit(populations, capsys):
     assert "8 run(s) retrained; largest difference 0, tolerance 1e-06: reproduced" in out
 
 
+@pytest.mark.slow
 def test_verify_alone_retrains_population_members_alone(populations, capsys):
     checks = verify(populations, n_runs=2, alone=True)
     assert [c.population for c in checks] == [1, 1]
@@ -211,6 +219,7 @@ def test_verify_alone_retrains_population_members_alone(populations, capsys):
     assert "population of" not in out and f"tolerance {ALONE_TOLERANCE:g}: reproduced" in out
 
 
+@pytest.mark.slow
 def test_verify_finds_a_changed_value_in_a_population_member(populations, tmp_path, capsys):
     tampered = tmp_path / "tampered"
     shutil.copytree(populations, tampered)
@@ -228,6 +237,7 @@ def test_verify_finds_a_changed_value_in_a_population_member(populations, tmp_pa
     assert "trial 4 seed 1 (in its population of 4): largest difference 1e-05" in out
 
 
+@pytest.mark.slow
 def test_one_draw_masks_are_recorded_and_replayed(tmp_path, capsys):
     raw = tiny_campaign(
         campaign={"seeds": [0], "population_masks": "population"},
@@ -242,6 +252,7 @@ def test_one_draw_masks_are_recorded_and_replayed(tmp_path, capsys):
     assert capsys.readouterr().out.count("population of 2): largest difference 0  ok") == 2
 
 
+@pytest.mark.slow
 def test_one_run_at_a_time_records_no_population(twice):
     _, (first, _) = twice  # population = 1; `study verify` on it: test_verify_reproduces_...
     assert stored_populations(first) == {}
@@ -258,7 +269,7 @@ def any_store(request, tmp_path):
 
 def test_a_run_trained_again_records_the_population_it_finally_trained_in(any_store):
     store = any_store
-    done = RunResult(COMPLETE, {"train_loss": [1.0]})
+    done = RunResult(Status.COMPLETE, {"train_loss": [1.0]})
     together = {"members": [[1, 0], [2, 0]], "masks": "member"}
     try:
         for trial in (1, 2):

@@ -1,20 +1,17 @@
-"""Scale-out on one machine: atomic claims, N worker processes on the journal file, GPU
-environments, and flag errors."""
+"""Scale-out on one machine: N worker processes on the journal file, GPU environments, and flag
+errors (claims and liveness: tests/study/test_store.py)."""
 
 import json
-import os
 import sqlite3
 import subprocess
 import sys
-import time
 
 import optuna
 import pytest
 
 from study import records
 from study.cli import main
-from study.results import COMPLETE, RunResult
-from study.store import RecordStore
+from study.results import Status
 from study.workers import parse_gpus, worker_environments
 from tests.conftest import tiny_campaign
 
@@ -40,7 +37,7 @@ def assert_records_hold_the_grid_once(out):
     """Every configuration x seed COMPLETE exactly once; returns the trials frame and the grid
     points (dropout, l2) it holds."""
     trials = records.load(out).trials
-    assert len(trials) == 12 and set(trials["status"]) == {COMPLETE}
+    assert len(trials) == 12 and set(trials["status"]) == {Status.COMPLETE}
     assert not trials.duplicated(["trial", "seed"]).any()
     points = sorted(
         map(tuple, trials.drop_duplicates("trial")[["param_dropout", "param_l2"]].values)
@@ -57,69 +54,6 @@ def assert_grid_trained_once(out, study: optuna.Study) -> None:
     engine_trials = study.get_trials(deepcopy=False)
     assert [t.state for t in engine_trials] == [optuna.trial.TrialState.COMPLETE] * 6
     assert sorted((t.params["dropout"], t.params["l2"]) for t in engine_trials) == points
-
-
-# Claims --------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def store(tmp_path):
-    s = RecordStore(tmp_path / "records.sqlite", heartbeat_s=0.1, stale_after_s=1.0)
-    yield s
-    s.close()
-
-
-def other_worker(store: RecordStore, worker: str) -> RecordStore:
-    """A second store on the same file, posing as another worker."""
-    other = RecordStore(store.url, heartbeat_s=store.heartbeat_s, stale_after_s=60)
-    other.worker = worker
-    return other
-
-
-def test_a_claim_is_exclusive_while_its_worker_lives(store):
-    trial = store.trial_for("a", {"dropout": 0.0})
-    elsewhere = other_worker(store, "another-host:1:abc")  # alive for all we know: a heartbeat
-    try:
-        assert elsewhere.start_run(trial, 0)
-        assert not store.start_run(trial, 0)  # held, with a fresh heartbeat
-        time.sleep(0.5)
-        assert not store.start_run(trial, 0)  # its heartbeat thread keeps it fresh
-        assert store.running() == 1
-        elsewhere.finish_run(trial, 0, RunResult(COMPLETE, {"val_accuracy": [0.5]}, 1.0))
-        assert not store.start_run(trial, 0)  # finished: never trained again
-        assert store.run(trial, 0).status == COMPLETE and store.running() == 0
-    finally:
-        elsewhere.close()
-
-
-def test_a_claim_without_heartbeats_goes_stale_and_is_taken_over(store):
-    trial = store.trial_for("a", {"dropout": 0.0})
-    silent = other_worker(store, "another-host:1:abc")
-    silent.heartbeat_s = 3600  # claims, then never beats again: a machine that went away
-    try:
-        assert silent.start_run(trial, 0)
-        assert not store.start_run(trial, 0)
-        time.sleep(1.2)  # store.stale_after_s = 1
-        assert store.start_run(trial, 0)
-    finally:
-        silent.close()
-
-
-def test_a_claim_of_a_dead_process_on_this_host_is_taken_over_at_once(store):
-    dead = subprocess.Popen([sys.executable, "-c", "pass"])
-    dead.wait()
-    trial = store.trial_for("a", {"dropout": 0.0})
-    ghost = other_worker(store, f"{os.uname().nodename}:{dead.pid}:abc")
-    try:
-        assert ghost.start_run(trial, 0)
-        assert store.start_run(trial, 0)
-    finally:
-        ghost.close()
-
-
-def test_configurations_are_numbered_once_per_key(store):
-    assert store.trial_for("a", {}) == 1 and store.trial_for("b", {}) == 2
-    assert store.trial_for("a", {}) == 1
 
 
 # Environments and flags ------------------------------------------------------------------------
