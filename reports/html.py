@@ -30,6 +30,7 @@ from reports.plots import Plot, plot_family_distributions, report_plots
 from reports.summary import Headline, headline
 from study.atomic import write_atomically
 from study.records import (
+    REPORT_FILE,
     FolderError,
     check_writable,
     load,
@@ -39,7 +40,6 @@ from study.records import (
 from study.results import Status, direction_of
 from study.store import StoreError
 
-REPORT_FILE = "report.html"
 _TEMPLATES = Path(__file__).with_name("templates")
 
 

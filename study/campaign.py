@@ -31,6 +31,7 @@ from study.progress import Progress
 from study.records import (
     CAMPAIGN_FILE,
     check_writable,
+    chosen_configuration,
     load,
     rank_configurations,
     read_frozen_campaign,
@@ -104,6 +105,7 @@ def load_campaign_data(campaign: Campaign) -> Dataset:
         test_fraction=campaign.test_fraction,
         seed=campaign.seed,
         limit=campaign.limit,
+        folder=campaign.folder,  # where a `py:` dataset's module may live
     )
     check_against_data(campaign, data.input_shape, data.task)
     return data
@@ -485,28 +487,27 @@ def evaluate_chosen(
     campaign: Campaign, data: Dataset, store: RecordStore, directory: Path
 ) -> dict[str, Any] | None:
     """Choose the best configuration on validation (mean over seeds), then evaluate it once per
-    seed on the test split. The test split chooses nothing."""
-    trials = load(directory).trials
-    ranking = rank_configurations(trials, campaign.objective, campaign.direction)
+    seed on the test split; its summary (`study.records.chosen_configuration`). The test split
+    chooses nothing."""
+    ranking = rank_configurations(load(directory).trials, campaign.objective, campaign.direction)
     if ranking.empty:
         return None
     chosen = int(ranking.loc[0, "trial"])
     values = store.configurations()[chosen]
-    test: dict[int, dict[str, float]] = {}
     for seed in campaign.seeds:
-        test[seed] = store.run(chosen, seed).test  # evaluated already by an earlier session
-        if test[seed] is None:
-            test[seed] = evaluate_run(
+        if store.run(chosen, seed).test is None:  # else evaluated already by an earlier session
+            metrics = evaluate_run(
                 values,
                 builder=campaign.builder,
                 data=data,
                 weights_path=fetch_weights(store, directory, chosen, seed),
             )
-            store.set_test(chosen, seed, test[seed])
+            store.set_test(chosen, seed, metrics)
     store.set_meta("chosen_trial", chosen)
-    return {
-        "trial": chosen,
-        "values": {k: values[k] for k in campaign.space.params if k in values},
-        "validation": {"mean": float(ranking.loc[0, "mean"]), "std": float(ranking.loc[0, "std"])},
-        "test": test,
-    }
+    return chosen_configuration(
+        load(directory).trials,
+        store.configurations(),
+        objective=campaign.objective,
+        direction=campaign.direction,
+        searched=campaign.space.params,
+    )

@@ -31,7 +31,7 @@ from search_spaces import (
     Param,
     SearchSpace,
 )
-from study.data import SPEC_FORMS
+from study.data import SPEC_FORMS, DataError, find_loader, is_loader_spec
 from study.results import direction_of
 
 STRATEGIES = {
@@ -77,6 +77,9 @@ class Campaign:
     deterministic: bool = True
     population: int | str = "auto"  # members trained together (study.population), or 1
     population_masks: str = "member"  # study.population.MASKS
+    # The campaign file's folder, where a `py:` dataset's module is looked for before sys.path;
+    # not part of `resolved` (a campaign moved elsewhere is the same campaign).
+    folder: Path | None = None
 
     @property
     def direction(self) -> str:
@@ -120,11 +123,14 @@ def load_campaign(path: str | Path | None) -> Campaign:
         raise ConfigError(f"{path}: cannot read it ({error})") from None
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"{path}: not valid TOML ({error})") from None
-    return parse_campaign(raw, source=str(path))
+    return parse_campaign(raw, source=str(path), folder=path.absolute().parent)
 
 
-def parse_campaign(raw: Mapping[str, Any], *, source: str = "campaign") -> Campaign:
-    """Validate a parsed campaign mapping; raises ConfigError listing every problem."""
+def parse_campaign(
+    raw: Mapping[str, Any], *, source: str = "campaign", folder: Path | None = None
+) -> Campaign:
+    """Validate a parsed campaign mapping; raises ConfigError listing every problem.
+    `folder`: the campaign file's folder (a `py:` dataset's module may be there)."""
     problems: list[str] = []
     sections = ("campaign", "data", "model", "train", "space")
     for name in raw:
@@ -143,6 +149,11 @@ def parse_campaign(raw: Mapping[str, Any], *, source: str = "campaign") -> Campa
     d = reader.section("data", tables["data"], _DATA_KEYS)
     if isinstance(d["dataset"], str) and not _is_dataset_spec(d["dataset"]):
         problems.append(f"data.dataset: {d['dataset']!r} is not a dataset (forms: {SPEC_FORMS})")
+    elif isinstance(d["dataset"], str) and is_loader_spec(d["dataset"]):
+        try:  # imports the user's module (not Keras): a typo is answered before any work
+            find_loader(d["dataset"], folder)
+        except DataError as error:
+            problems.append(str(error))
     name = tables["model"].get("builder", "mlp")
     if not isinstance(name, str) or name not in BUILDERS:
         problems.append(f"model.builder: {_clip(name)} is not one of {', '.join(BUILDERS)}")
@@ -188,6 +199,7 @@ def parse_campaign(raw: Mapping[str, Any], *, source: str = "campaign") -> Campa
         deterministic=c["deterministic"],
         population=c["population"],
         population_masks=c["population_masks"],
+        folder=folder,
     )
 
 
@@ -502,10 +514,13 @@ def _never_taken(parent: Param, values: tuple[Any, ...]) -> str | None:
 
 
 def _is_dataset_spec(spec: str) -> bool:
-    """The forms of SPEC_FORMS: a dataset name, or `idx:`, `npz:` or `csv:` and a path."""
+    """The forms of SPEC_FORMS: a dataset name, `idx:`, `npz:` or `csv:` and a path, or
+    `py:module:function`."""
     kind, sep, arg = spec.partition(":")
-    return (not sep and spec in ("digits", "mnist", "fashion_mnist", "cifar10")) or (
-        kind in ("idx", "npz", "csv") and bool(arg)
+    return (
+        (not sep and spec in ("digits", "mnist", "fashion_mnist", "cifar10"))
+        or (kind in ("idx", "npz", "csv") and bool(arg))
+        or is_loader_spec(spec)
     )
 
 

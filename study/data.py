@@ -1,26 +1,43 @@
 """Dataset loading, validation and train/validation/test splitting.
 
-Specs: ``digits | mnist | fashion_mnist | cifar10 | idx:DIR | npz:FILE | csv:FILE``.
-Features are float32 (images (N, H, W, C) in [0, 1]); classification labels are
+Specs: ``digits | mnist | fashion_mnist | cifar10 | idx:DIR | npz:FILE | csv:FILE |
+py:MODULE:FUNCTION`` (the user's loader: it returns the arrays an npz file holds, as a mapping,
+or a `Dataset`). Features are float32 (images (N, H, W, C) in [0, 1]); classification labels are
 int64 in [0, n_outputs); regression targets are float32 (N,) or (N, k).
 """
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
+import importlib
+import sys
+import sysconfig
+import traceback
 import zipfile
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-__all__ = ["DEBIAN_FASHION_MNIST", "DataError", "Dataset", "load_dataset"]
+__all__ = [
+    "DEBIAN_FASHION_MNIST",
+    "DataError",
+    "Dataset",
+    "find_loader",
+    "is_loader_spec",
+    "load_dataset",
+]
 
 #: Where Debian's ``dataset-fashion-mnist`` package installs the gzipped IDX files.
 DEBIAN_FASHION_MNIST = "/usr/share/datasets/fashion-mnist"
 
-SPEC_FORMS = "digits | mnist | fashion_mnist | cifar10 | idx:DIR | npz:FILE | csv:FILE"
+SPEC_FORMS = (
+    "digits | mnist | fashion_mnist | cifar10 | idx:DIR | npz:FILE | csv:FILE | py:MODULE:FUNCTION"
+)
 _KERAS_NAMES = ("mnist", "fashion_mnist", "cifar10")
 _IDX_FILES = (
     "train-images-idx3-ubyte",
@@ -30,6 +47,12 @@ _IDX_FILES = (
 )
 # IDX type byte -> big-endian numpy dtype.
 _IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+# The keys of an npz file, and of the mapping a py: loader returns.
+_SPLIT_KEYS = "x, y or x_train, y_train, x_test, y_test"
+# Frames in these folders are library code, not the user's, in a loader's traceback.
+_LIBRARY_PATHS = tuple(
+    {sysconfig.get_path(name) for name in ("stdlib", "platstdlib", "purelib", "platlib")}
+)
 _HOLDOUT_SEED = 0  # fixed, so a held-out test split never changes between campaigns
 # Class labels are 0 to K-1 (K output units): K at most MAX_CLASSES, and at most twice the number
 # of distinct labels plus 10, so that a stray label (1e9 among 0s and 1s) builds no absurd layer.
@@ -78,8 +101,12 @@ def load_dataset(
     test_fraction: float = 0.2,
     seed: int = 0,
     limit: int | None = None,
+    folder: str | Path | None = None,
 ) -> Dataset:
-    """Load ``spec``, validate it and split it; raises DataError on any data problem."""
+    """Load ``spec``, validate it and split it; raises DataError on any data problem.
+
+    `folder`: where a ``py:`` spec's module is looked for before sys.path (the campaign file's
+    folder)."""
     for what, frac in (
         ("validation_fraction", validation_fraction),
         ("test_fraction", test_fraction),
@@ -89,42 +116,44 @@ def load_dataset(
     if limit is not None and limit < 1:
         raise DataError(f"{spec}: limit must be a positive integer, got {limit!r}")
 
-    x_tr, y_tr, x_te, y_te = _read(spec)
+    x_tr, y_tr, x_te, y_te = _read(spec, folder)
+    # what messages name: a loader is named as the campaign key that gives it
+    label = f"data.dataset: {spec}" if is_loader_spec(spec) else spec
     given_test = x_te is not None
     parts = [("training", x_tr, y_tr)] + ([("test", x_te, y_te)] if given_test else [])
     for part, x, y in parts:
-        _check_xy(spec, part, x, y)
+        _check_xy(label, part, x, y)
     # Integer images are scaled when the training images are; test follows the same rule.
     scale = x_tr.ndim >= 3 and x_tr.dtype.kind in "iu" and x_tr.max() > 1
     x_tr, x_te = _features(x_tr, scale), (_features(x_te, scale) if given_test else None)
     if x_te is not None and x_te.shape[1:] != x_tr.shape[1:]:
         raise DataError(
-            f"{spec}: test examples have shape {x_te.shape[1:]}, training ones {x_tr.shape[1:]}"
+            f"{label}: test examples have shape {x_te.shape[1:]}, training ones {x_tr.shape[1:]}"
         )
     for part, x in (("training", x_tr), ("test", x_te)):
         if x is not None and not np.isfinite(x).all():
-            raise DataError(f"{spec}: NaN or inf in the {part} features")
+            raise DataError(f"{label}: NaN or inf in the {part} features")
 
     classification = y_tr.dtype.kind in "iub"
     if classification:
-        y_tr = _labels(spec, "training", y_tr)
+        y_tr = _labels(label, "training", y_tr)
         classes = np.unique(y_tr)
         if len(classes) < 2:
             raise DataError(
-                f"{spec}: classification needs at least 2 classes, found only label {classes[0]}"
+                f"{label}: classification needs at least 2 classes, found only label {classes[0]}"
             )
         if given_test:
-            y_te = _labels(spec, "test", y_te)
+            y_te = _labels(label, "test", y_te)
             unseen = np.setdiff1d(np.unique(y_te), classes)
             if len(unseen):
                 raise DataError(
-                    f"{spec}: label {unseen[0]} in the test split is outside "
+                    f"{label}: label {unseen[0]} in the test split is outside "
                     f"the training labels {_describe(classes)}"
                 )
         n_outputs = int(classes[-1]) + 1
         if n_outputs > 2 * len(classes) + 10:
             raise DataError(
-                f"{spec}: the largest class label is {classes[-1]} but there are only "
+                f"{label}: the largest class label is {classes[-1]} but there are only "
                 f"{len(classes)} distinct labels {_describe(classes)}; number the classes "
                 "0 to K-1 (K may be at most twice the number of classes plus 10)"
             )
@@ -134,12 +163,12 @@ def load_dataset(
         n_outputs = 1 if y_tr.ndim == 1 else int(np.prod(y_tr.shape[1:]))
 
     if not given_test:  # hold out the test split with a fixed seed
-        rest, test = _split(spec, "test", y_tr, test_fraction, _HOLDOUT_SEED, classification)
+        rest, test = _split(label, "test", y_tr, test_fraction, _HOLDOUT_SEED, classification)
         x_te, y_te, x_tr, y_tr = x_tr[test], y_tr[test], x_tr[rest], y_tr[rest]
     if limit is not None and limit < len(y_tr):
-        keep, _ = _split(spec, "limited training", y_tr, len(y_tr) - limit, seed, classification)
+        keep, _ = _split(label, "limited training", y_tr, len(y_tr) - limit, seed, classification)
         x_tr, y_tr = x_tr[keep], y_tr[keep]
-    train, val = _split(spec, "validation", y_tr, validation_fraction, seed, classification)
+    train, val = _split(label, "validation", y_tr, validation_fraction, seed, classification)
     assert x_te is not None and y_te is not None
     return Dataset(
         name=spec,
@@ -163,6 +192,8 @@ def _check_xy(spec: str, part: str, x: np.ndarray, y: np.ndarray) -> None:
         raise DataError(
             f"{spec}: {part} features must be at least 2-D (N, ...), got shape {x.shape}"
         )
+    if y.ndim < 1:
+        raise DataError(f"{spec}: {part} labels must be at least 1-D (N,), got shape {y.shape}")
     if len(x) == 0 or len(y) == 0:
         raise DataError(f"{spec}: the {part} data is empty")
     if len(x) != len(y):
@@ -229,8 +260,10 @@ def _split(
 # --- readers ---------------------------------------------------------------------------
 
 
-def _read(spec: str) -> _Raw:
+def _read(spec: str, folder: str | Path | None) -> _Raw:
     kind, sep, arg = spec.partition(":")
+    if kind == "py" and is_loader_spec(spec):
+        return _read_py(spec, folder)
     if spec == "digits":
         return _read_digits()
     if spec == "fashion_mnist" and Path(DEBIAN_FASHION_MNIST).is_dir():
@@ -313,14 +346,20 @@ def _read_npz(spec: str, path: Path) -> _Raw:
         zipped = isinstance(e, OSError) or zipfile.is_zipfile(path)
         why = _one_line(e) if zipped else "not a zip archive, as numpy.savez writes"
         raise DataError(f"{spec}: cannot read {path} as .npz: {why}") from e
+    raw = _named_splits(arrays)
+    if raw is None:
+        found = sorted(arrays) or "none"
+        raise DataError(f"{spec}: {path} needs keys {_SPLIT_KEYS}; found {found}")
+    return raw
+
+
+def _named_splits(arrays: Mapping[Any, Any]) -> _Raw | None:
+    """The splits under the keys of an npz file (`_SPLIT_KEYS`); None when they are not there."""
     if {"x_train", "y_train", "x_test", "y_test"} <= arrays.keys():
         return arrays["x_train"], arrays["y_train"], arrays["x_test"], arrays["y_test"]
     if {"x", "y"} <= arrays.keys():
         return arrays["x"], arrays["y"], None, None
-    raise DataError(
-        f"{spec}: {path} needs keys x, y or x_train, y_train, x_test, y_test; "
-        f"found {sorted(arrays) or 'none'}"
-    )
+    return None
 
 
 def _read_csv(spec: str, path: Path) -> _Raw:
@@ -344,6 +383,119 @@ def _read_csv(spec: str, path: Path) -> _Raw:
     if len(y) and np.isfinite(y).all() and np.all(np.mod(y, 1) == 0):
         y = _labels(spec, "training", y)
     return x, y, None, None
+
+
+# --- the user's loader: py:MODULE:FUNCTION --------------------------------------------------
+
+
+def is_loader_spec(spec: str) -> bool:
+    """Whether `spec` is ``py:package.module:function`` (dotted names of identifiers)."""
+    kind, _, arg = spec.partition(":")
+    module, _, function = arg.rpartition(":")
+    names = [*module.split("."), function]
+    return kind == "py" and all(name.isidentifier() for name in names)
+
+
+def find_loader(spec: str, folder: str | Path | None = None) -> Callable[[], Any]:
+    """Import the function a ``py:`` spec names (its module looked for in `folder`, then on
+    sys.path) without calling it; DataError naming `data.dataset` when it cannot."""
+    module_name, _, function_name = spec.partition(":")[2].rpartition(":")
+    with _importable_from(folder):
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as e:
+            if e.name and (module_name + ".").startswith(e.name + "."):  # it, or its package
+                where = f"in {folder} or on sys.path" if folder else "on sys.path"
+                raise DataError(
+                    f"data.dataset: {spec}: module {e.name!r} not found ({where})"
+                ) from e
+            raise DataError(_raised(spec, f"importing {module_name}", e)) from e
+        except Exception as e:  # a SyntaxError, or whatever the module runs at import
+            raise DataError(_raised(spec, f"importing {module_name}", e)) from e
+    function = getattr(module, function_name, None)
+    if function is None:
+        raise DataError(
+            f"data.dataset: {spec}: module {module_name} ({getattr(module, '__file__', '?')}) "
+            f"has no function {function_name!r}"
+        )
+    if not callable(function):
+        raise DataError(
+            f"data.dataset: {spec}: {module_name}.{function_name} is a "
+            f"{type(function).__name__}, not a function"
+        )
+    return function
+
+
+def _read_py(spec: str, folder: str | Path | None) -> _Raw:
+    """Call the user's loader (with no arguments) and take the splits it returns."""
+    function = find_loader(spec, folder)
+    name = spec.rpartition(":")[2]
+    with _importable_from(folder):  # for modules the loader imports as it runs
+        try:
+            returned = function()
+        except Exception as e:
+            raise DataError(_raised(spec, f"{name}()", e)) from e
+    if isinstance(returned, Dataset):  # its training and validation examples are split again
+        x = np.concatenate([returned.x_train, returned.x_val])
+        y = np.concatenate([returned.y_train, returned.y_val])
+        return x, y, returned.x_test, returned.y_test
+    expected = f"a mapping with keys {_SPLIT_KEYS} (arrays), or a study.data.Dataset"
+    if not isinstance(returned, Mapping):
+        raise DataError(
+            f"data.dataset: {spec}: {name}() returned {type(returned).__name__}, not {expected}"
+        )
+    raw = _named_splits(returned)
+    if raw is None:
+        keys = sorted(map(repr, returned)) or ["none"]
+        raise DataError(
+            f"data.dataset: {spec}: {name}() returned a mapping with keys {', '.join(keys)}, "
+            f"not {expected}"
+        )
+    try:
+        x_tr, y_tr, x_te, y_te = (None if a is None else np.asarray(a) for a in raw)
+    except (ValueError, TypeError) as e:  # ragged lists, objects numpy cannot convert
+        raise DataError(
+            f"data.dataset: {spec}: {name}() returned a value that is not an array ({_one_line(e)})"
+        ) from e
+    return x_tr, y_tr, x_te, y_te
+
+
+@contextlib.contextmanager
+def _importable_from(folder: str | Path | None) -> Iterator[None]:
+    """`folder` first on sys.path for the duration (as a script's own folder is)."""
+    if folder is None:
+        yield
+        return
+    entry = str(folder)
+    sys.path.insert(0, entry)
+    try:
+        yield
+    finally:
+        sys.path.remove(entry)
+
+
+def _raised(spec: str, what: str, error: Exception) -> str:
+    """One line: what raised which exception, and the last frame of the user's code."""
+    message = _one_line(error)
+    text = f"data.dataset: {spec}: {what} raised {type(error).__name__}"
+    text += f": {message}" if message else ""
+    where = _user_frame(error)
+    return f"{text} (at {where})" if where else text
+
+
+def _user_frame(error: Exception) -> str:
+    """``file:line`` of the innermost frame outside this module, the standard library and the
+    installed packages (else the innermost frame): where the user's code raised."""
+    if isinstance(error, SyntaxError) and error.filename:
+        return f"{error.filename}:{error.lineno}"
+    frames = [
+        f
+        for f in traceback.extract_tb(error.__traceback__)
+        if f.filename != __file__ and not f.filename.startswith("<")
+    ]
+    own = [f for f in frames if not f.filename.startswith(_LIBRARY_PATHS)]
+    frame = (own or frames or [None])[-1]
+    return f"{frame.filename}:{frame.lineno}" if frame else ""
 
 
 def _one_line(error: Exception) -> str:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import math
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -24,6 +24,7 @@ from study.results import best_index, check_direction, configuration_objective, 
 from study.store import STORE_NAME, RecordStore, is_remote
 
 CAMPAIGN_FILE = "campaign.json"
+REPORT_FILE = "report.html"  # written by reports.html
 # What every reader of campaign.json relies on: each table, and the [campaign] keys with types.
 _FROZEN_TABLES = ("campaign", "data", "model", "train", "space")
 _FROZEN_KEYS = {"name": str, "engine": str, "strategy": str, "seeds": list, "objective": str}
@@ -193,6 +194,43 @@ def rank_configurations(trials: pd.DataFrame, objective: str, direction: str) ->
     ).reset_index()
     ascending = check_direction(direction) == "minimize"
     return table.sort_values("mean", ascending=ascending, kind="stable").reset_index(drop=True)
+
+
+def chosen_configuration(
+    trials: pd.DataFrame,
+    configurations: Mapping[int, Mapping[str, Any]],
+    *,
+    objective: str,
+    direction: str,
+    searched: Iterable[str],
+) -> dict[str, Any] | None:
+    """The configuration the campaign chooses (the first of `rank_configurations`), as `study
+    run` reports it: `trial`, its `searched` `values`, `validation` (`mean` and `std` over its
+    seeds, and `seeds`), and `test`: per seed, the test metrics it was evaluated with (empty
+    until the campaign has evaluated it). None when no configuration completed on every seed."""
+    ranking = rank_configurations(trials, objective, direction)
+    if ranking.empty:
+        return None
+    best = ranking.iloc[0]
+    trial = int(best["trial"])
+    values = configurations[trial]
+    rows = trials[trials["trial"] == trial]
+    test_columns = [c for c in rows.columns if c.startswith("test_")]
+    test = {
+        int(row["seed"]): {c.removeprefix("test_"): float(row[c]) for c in test_columns}
+        for _, row in rows.iterrows()
+        if test_columns and not row[test_columns].isna().all()
+    }
+    return {
+        "trial": trial,
+        "values": {k: values[k] for k in searched if k in values},
+        "validation": {
+            "mean": float(best["mean"]),
+            "std": float(best["std"]),
+            "seeds": int(best["seeds"]),
+        },
+        "test": test,
+    }
 
 
 def _ordered(rows: list[dict[str, Any]], first: list[str]) -> list[str]:

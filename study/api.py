@@ -1,0 +1,99 @@
+"""The Python API, for notebooks and scripts: run a campaign, or read one back.
+
+    import study
+
+    result = study.run("campaign.toml", out="runs/mine")  # or a dict of the file's tables
+    result.chosen          # the chosen configuration, its validation and test metrics
+    result.trials          # one row per configuration x seed (study.records)
+    result.epochs          # one row per epoch of every run
+    result.report          # the HTML report's path
+    study.load("runs/mine")  # the same, for a finished or an interrupted folder
+
+Nothing here prints a traceback or exits: bad input raises the typed errors the command line
+turns into exit status 2 (`study.config.ConfigError`, `study.data.DataError`,
+`study.campaign.CampaignError`, `study.records.FolderError`, `study.store.StoreError`,
+`reports.html.ReportError`). Progress shows as `study run`'s does (a widget in Jupyter).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+
+@dataclass(frozen=True)
+class Result:
+    """A campaign folder read back: what `study run` printed and wrote, as Python objects."""
+
+    directory: Path
+    campaign: dict[str, Any]  # the resolved campaign the folder froze (campaign.json)
+    chosen: dict[str, Any] | None  # study.records.chosen_configuration; None: nothing complete
+    trials: pd.DataFrame
+    epochs: pd.DataFrame
+    report: Path | None  # None until a report is written
+
+
+def run(
+    source: str | Path | Mapping[str, Any] | None = None,
+    *,
+    out: str | Path | None = None,
+    progress: bool = True,
+    report: bool = True,
+) -> Result:
+    """Run (or resume) a campaign and read its folder back.
+
+    `source`: a campaign file's path, a mapping of its tables (`{"campaign": {...}, "data":
+    {...}, ...}`, as the TOML file would give), or None for the built-in default campaign.
+    `out`: the campaign folder (default `runs/<campaign.name>`). `report`: write the HTML
+    report when the campaign ends."""
+    from study.campaign import run_campaign
+    from study.config import load_campaign, parse_campaign
+
+    if isinstance(source, Mapping):
+        campaign, text = parse_campaign(source, source="campaign"), None
+    else:
+        campaign = load_campaign(source)
+        text = None if source is None else Path(source).read_text()
+    directory = Path(out) if out is not None else Path("runs") / campaign.name
+    run_campaign(campaign, directory, source_text=text, progress=progress)
+    if report:
+        from reports.html import write_report
+
+        write_report(directory)
+    return load(directory)
+
+
+def load(directory: str | Path) -> Result:
+    """A campaign folder's records, chosen configuration and report (finished or not)."""
+    from study import records
+    from study.results import direction_of
+
+    directory = Path(directory)
+    campaign = records.read_frozen_campaign(directory)
+    trials, epochs = records.load(directory)
+    store = records.open_records(directory, campaign["campaign"])
+    try:
+        configurations = store.configurations()
+    finally:
+        store.close()
+    objective = campaign["campaign"]["objective"]
+    chosen = records.chosen_configuration(
+        trials,
+        configurations,
+        objective=objective,
+        direction=direction_of(objective),
+        searched=campaign["space"],  # the searched keys (the frozen SearchSpace's JSON)
+    )
+    path = directory / records.REPORT_FILE
+    return Result(
+        directory=directory,
+        campaign=campaign,
+        chosen=chosen,
+        trials=trials,
+        epochs=epochs,
+        report=path if path.exists() else None,
+    )
