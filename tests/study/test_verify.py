@@ -300,6 +300,7 @@ def test_a_store_without_the_populations_table_gets_it(tmp_path):
         assert db.execute("SELECT name FROM sqlite_master WHERE name = 'populations'").fetchone()
 
 
+@pytest.mark.slow  # trains a population on a PostgreSQL store (an integration test)
 def test_verify_replays_a_population_recorded_in_postgresql(request, tmp_path, capsys):
     url = request.getfixturevalue("postgres_url")  # skipped, with the reason, without a server
     raw = tiny_campaign(
