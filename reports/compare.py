@@ -26,7 +26,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from reports._format import format_number
 from reports.diagnostics import bootstrap_interval
@@ -230,10 +229,24 @@ def _versus(
         with warnings.catch_warnings():  # near-identical samples: scipy warns, p stays usable
             warnings.simplefilter("ignore", RuntimeWarning)
             if test == "mann-whitney":
-                p = float(stats.mannwhitneyu(values, base, alternative="two-sided").pvalue)
+                from scipy.stats import mannwhitneyu  # a second to import: only when asked
+
+                p = float(mannwhitneyu(values, base, alternative="two-sided").pvalue)
             elif np.ptp(values) > 0 or np.ptp(base) > 0:
-                p = float(stats.ttest_ind(values, base, equal_var=False).pvalue)
+                p = welch_p(values, base)
     return float(difference), float(effect), p
+
+
+def welch_p(a: np.ndarray, b: np.ndarray) -> float:
+    """Two-sided p of Welch's t-test, as `scipy.stats.ttest_ind(a, b, equal_var=False)` computes
+    it (Welch-Satterthwaite degrees of freedom, Student's t survival function), without importing
+    `scipy.stats` (a second of the report's time); not both samples constant."""
+    from scipy.special import stdtr
+
+    spread_a, spread_b = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
+    df = (spread_a + spread_b) ** 2 / (spread_a**2 / (len(a) - 1) + spread_b**2 / (len(b) - 1))
+    t = (a.mean() - b.mean()) / math.sqrt(spread_a + spread_b)
+    return float(2 * stdtr(df, -abs(t)))
 
 
 def hedges_g(a: np.ndarray, b: np.ndarray) -> float:

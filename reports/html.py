@@ -18,15 +18,16 @@ import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import jinja2
 import pandas as pd
 
+from reports._fork import in_fork
 from reports._format import format_number
 from reports.compare import compare_families, describe_comparison, pool_diagnoses
 from reports.diagnostics import diagnose_runs, summarize_configurations
-from reports.plots import Plot, plot_family_distributions, report_plots
+from reports.search import hyperparameter_importance
 from reports.summary import Headline, headline
 from study.atomic import write_atomically
 from study.records import (
@@ -39,6 +40,11 @@ from study.records import (
 )
 from study.results import Status, direction_of
 from study.store import StoreError
+
+if TYPE_CHECKING:  # reports.plots imports matplotlib: only when a report draws
+    from matplotlib.figure import Figure
+
+    from reports.plots import Plot
 
 _TEMPLATES = Path(__file__).with_name("templates")
 
@@ -114,6 +120,12 @@ class CampaignAnalysis(NamedTuple):
 def analyse(records: CampaignRecords) -> CampaignAnalysis:
     """Every figure and table of one campaign's report, computed from its frames."""
     r = records
+    # scikit-learn's forest (seconds of imports) in a child, while this process draws the rest
+    importance = in_fork(
+        hyperparameter_importance, r.trials, objective=r.objective, searched=r.searched
+    )
+    from reports.plots import report_plots  # matplotlib: after the fork, the child needs none
+
     diagnosis = diagnose_runs(r.trials, r.epochs, objective=r.objective)
     configurations = summarize_configurations(diagnosis, direction=r.direction)
     families = compare_families(diagnosis, direction=r.direction)
@@ -133,6 +145,7 @@ def analyse(records: CampaignRecords) -> CampaignAnalysis:
             diagnosis=diagnosis,
             configurations=configurations,
             families=families,
+            importance=importance,
         ),
     )
 
@@ -188,6 +201,8 @@ def pooled_comparison(analyses: Sequence[CampaignAnalysis]) -> PooledComparison:
             ],
             None,
         )
+    from reports.plots import plot_family_distributions
+
     pooled = pool_diagnoses([a.diagnosis for a in analyses])
     direction = analyses[0].records.direction
     families = compare_families(pooled, direction=direction)
@@ -230,7 +245,7 @@ def render(
         else {
             "table": _families_table(pooled.families) if pooled.families is not None else None,
             "sentences": pooled.sentences,
-            "figure": _figure(pooled.plot) if pooled.plot is not None else None,
+            "figure": _figures([pooled.plot])[0] if pooled.plot is not None else None,
         },
     )
 
@@ -249,7 +264,7 @@ def _campaign_context(a: CampaignAnalysis) -> dict[str, Any]:
         "headline": h,
         "family_sentences": a.family_sentences,
         "families": _families_table(a.families),
-        "figures": [_figure(p) for p in a.plots],
+        "figures": _figures(a.plots),
         "configurations": _table(a.configurations, searched=r.searched, first=["rank"]),
         "runs": _table(
             a.diagnosis,
@@ -337,13 +352,47 @@ def _cell(value: Any) -> Cell:
     return Cell(format_number(value), sort, True)
 
 
-def _figure(plot: Plot) -> dict[str, Any]:
-    image = None
-    if plot.figure is not None:
-        buffer = io.BytesIO()
-        plot.figure.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
-        image = base64.b64encode(buffer.getvalue()).decode("ascii")
-    return {"key": plot.key, "title": plot.title, "image": image, "notes": list(plot.notes)}
+def _figures(plots: Sequence[Plot]) -> list[dict[str, Any]]:
+    """Each plot for the template, its figure as a base64 PNG (or None)."""
+    pngs = iter(_pngs([p.figure for p in plots if p.figure is not None]))
+    return [
+        {
+            "key": p.key,
+            "title": p.title,
+            "image": None if p.figure is None else base64.b64encode(next(pngs)).decode("ascii"),
+            "notes": list(p.notes),
+        }
+        for p in plots
+    ]
+
+
+def _pngs(figures: Sequence[Figure]) -> list[bytes]:
+    """The figures as PNGs, every other one drawn in a forked process (on two cores, half the
+    time: drawing is most of the report's work)."""
+    if len(figures) < 2:
+        return _draw(figures)
+    others = in_fork(_draw, figures[1::2])
+    pngs: list[bytes] = [b""] * len(figures)
+    pngs[::2], pngs[1::2] = _draw(figures[::2]), others()
+    return pngs
+
+
+def _draw(figures: Sequence[Figure]) -> list[bytes]:
+    return [_png(figure) for figure in figures]
+
+
+def _png(figure: Figure) -> bytes:
+    """The figure cropped to what it draws, plus 0.1 inch (as `bbox_inches="tight"`), laid out
+    once and drawn once: `savefig` would lay it out in a draw of its own, then measure it in
+    another, before the draw that makes the image."""
+    engine = figure.get_layout_engine()
+    if engine is not None:
+        engine.execute(figure)
+        figure.set_layout_engine(None)  # the positions stay; savefig draws it once
+    tight = figure.get_tightbbox(figure.canvas.get_renderer()).padded(0.1)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=100, bbox_inches=tight)
+    return buffer.getvalue()
 
 
 def _rerun_command(r: CampaignRecords) -> str | None:

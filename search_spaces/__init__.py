@@ -10,6 +10,7 @@ from importlib import import_module
 from search_spaces._params import MAX_GRID, Bool, Choice, Condition, Fixed, Float, Int, Param
 from search_spaces._space import SearchSpace, configuration_key
 from search_spaces.architecture import BUILDERS, CNN, MLP, Builder
+from search_spaces.custom import CustomBuilder, ModelSpec
 from search_spaces.keys import TRAIN_KEYS, KeySpec, regularizer_of
 from search_spaces.presets import PRESETS, exploratory_space, regularization_grid
 
@@ -17,6 +18,7 @@ build_mlp, build_cnn = MLP.build, CNN.build
 
 # Imported on first use, so that reading a campaign file does not load Keras (and TensorFlow).
 _KERAS_MODULES = {
+    "dropout_layer": "search_spaces.regularizers",
     "kernel_regularizer": "search_spaces.regularizers",
     "regularizer_family": "search_spaces.regularizers",
 }
@@ -37,12 +39,14 @@ __all__ = [
     "CNN",
     "Choice",
     "Condition",
+    "CustomBuilder",
     "Fixed",
     "Float",
     "Int",
     "KeySpec",
     "MAX_GRID",
     "MLP",
+    "ModelSpec",
     "PRESETS",
     "Param",
     "SearchSpace",
@@ -50,6 +54,7 @@ __all__ = [
     "build_cnn",
     "build_mlp",
     "configuration_key",
+    "dropout_layer",
     "exploratory_space",
     "kernel_regularizer",
     "regularization_grid",

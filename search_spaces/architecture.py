@@ -112,6 +112,7 @@ class Builder:
     keys: Mapping[str, KeySpec] = field(repr=False)
     plan: Plan = field(repr=False)
     needs_images: bool = False
+    stacks = True  # population training can stack its layers (search_spaces.stacked)
 
     def defaults(self) -> dict[str, Any]:
         """Every model and training key with its default value."""

@@ -151,6 +151,13 @@ TRAIN_KEYS: dict[str, KeySpec] = {
 _REGULARIZER_OF = {
     key: spec.regularizer for key, spec in (MLP_KEYS | CNN_KEYS).items() if spec.regularizer
 }
+# The keys a custom builder's campaign (search_spaces.custom) may use with their meaning kept:
+# validated as the built-in builders' are, read by the diagnostics and the regularizer comparison.
+REGULARIZATION_KEYS: dict[str, KeySpec] = {
+    key: spec
+    for key, spec in (MLP_KEYS | CNN_KEYS).items()
+    if spec.regularizer or key == "regularizer"
+}
 
 
 def regularizer_of(key: str) -> str | None:

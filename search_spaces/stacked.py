@@ -287,6 +287,12 @@ class StackedModel(keras.Model):
             for w in (self.kernels[name], self.biases[name])
         ]
 
+    def set_weights(self, weights: Sequence[Any]) -> None:
+        """Set the stacked weights, given in `get_weights`'s order and shapes."""
+        variables = [w for name in self.kernels for w in (self.kernels[name], self.biases[name])]
+        for variable, value in zip(variables, weights, strict=True):
+            variable.assign(value)
+
 
 def member_optimizer(values: Sequence[Mapping[str, Any]]) -> keras.optimizers.Optimizer:
     """The members' optimizer: the kind and settings of `values[0]`'s, with member k's learning

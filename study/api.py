@@ -17,6 +17,7 @@ turns into exit status 2 (`study.config.ConfigError`, `study.data.DataError`,
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,14 +48,17 @@ def run(
     """Run (or resume) a campaign and read its folder back.
 
     `source`: a campaign file's path, a mapping of its tables (`{"campaign": {...}, "data":
-    {...}, ...}`, as the TOML file would give), or None for the built-in default campaign.
+    {...}, ...}`, as the TOML file would give), or None for the built-in default campaign. In a
+    mapping, `model.builder` and `data.dataset` may be the functions themselves (module-level
+    functions: the folder freezes their import paths).
     `out`: the campaign folder (default `runs/<campaign.name>`). `report`: write the HTML
     report when the campaign ends."""
     from study.campaign import run_campaign
     from study.config import load_campaign, parse_campaign
 
     if isinstance(source, Mapping):
-        campaign, text = parse_campaign(source, source="campaign"), None
+        tables, folder = _functions_named(source)
+        campaign, text = parse_campaign(tables, source="campaign", folder=folder), None
     else:
         campaign = load_campaign(source)
         text = None if source is None else Path(source).read_text()
@@ -65,6 +69,29 @@ def run(
 
         write_report(directory)
     return load(directory)
+
+
+def _functions_named(source: Mapping[str, Any]) -> tuple[dict[str, Any], Path | None]:
+    """`source` with a builder or a loader given as a function replaced by its import path
+    (a loader's with `py:`), and the folder of its module, where it is imported from again (by
+    `--isolate` workers and `study verify`)."""
+    from search_spaces.user_code import UserCodeError, import_path_of
+    from study.config import ConfigError
+
+    tables = {k: dict(v) if isinstance(v, Mapping) else v for k, v in source.items()}
+    folder = None
+    for section, key, prefix in (("model", "builder", ""), ("data", "dataset", "py:")):
+        table = tables.get(section)
+        function = table.get(key) if isinstance(table, dict) else None
+        if not callable(function):
+            continue
+        try:
+            table[key] = prefix + import_path_of(function)
+        except UserCodeError as error:
+            raise ConfigError(f"{section}.{key}: {error}") from None
+        file = getattr(sys.modules.get(function.__module__), "__file__", None)
+        folder = folder or (Path(file).parent if file else None)
+    return tables, folder
 
 
 def load(directory: str | Path) -> Result:

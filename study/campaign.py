@@ -18,15 +18,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from search_spaces import configuration_key
+from search_spaces import CustomBuilder, configuration_key
+from search_spaces.user_code import source_hash
+from study import phases
 from study.atomic import write_atomically
 from study.backend import set_determinism
-from study.config import Campaign, check_against_data
+from study.config import Campaign, check_against_data, check_custom_model
 from study.data import Dataset, load_dataset
-from study.drivers import Chief, Driver, Proposal, make_driver
+from study.drivers import Chief, ConfigurationRecord, Driver, Proposal, make_driver
 from study.executor import EpochHook, InProcess, make_executor
 from study.manifest import MANIFEST_FILE, session_manifest
-from study.population import Member, plan_populations
+from study.population import Member, evaluate_population, plan_populations
 from study.progress import Progress
 from study.records import (
     CAMPAIGN_FILE,
@@ -82,15 +84,21 @@ def run_campaign(
         campaign, directory, source_text=source_text, command=command, record=record
     )
     store = open_store(campaign, directory)
-    driver = make_driver(campaign, directory, chief=chief, liveness=store)
+    driver = make_driver(campaign, directory, chief=chief, liveness=store, shared=shared)
     executor = make_executor(campaign, data, isolate=isolate, shared=shared)
     try:
         driver.open()
+        phases.mark("setup")
         n_configurations = campaign.n_configurations()
         total = None if n_configurations is None else n_configurations * len(campaign.seeds)
         with Progress(total=total, enabled=progress, finished=store.finished_runs()) as bar:
             _TrialLoop(campaign, data, store, driver, directory, bar, executor).run()
-        return evaluate_chosen(campaign, data, store, directory) if evaluate else None
+        phases.mark("trained")
+        chosen = evaluate_chosen(campaign, data, store, directory) if evaluate else None
+        phases.mark("evaluated")
+        if chosen is not None:
+            driver.describe_chosen(chosen)
+        return chosen
     finally:
         executor.close()
         driver.close()
@@ -108,6 +116,7 @@ def load_campaign_data(campaign: Campaign) -> Dataset:
         folder=campaign.folder,  # where a `py:` dataset's module may live
     )
     check_against_data(campaign, data.input_shape, data.task)
+    check_custom_model(campaign, data)
     return data
 
 
@@ -120,6 +129,7 @@ def prepare_folder(
     set_determinism(campaign.deterministic)  # before the session records it
     check_folder(directory, record=record)
     data = load_campaign_data(campaign)
+    phases.mark("data")
     directory.mkdir(parents=True, exist_ok=True)
     freeze_campaign(campaign, directory, source_text)
     if record:
@@ -211,6 +221,7 @@ def record_session(
             "engine": campaign.engine,
             "seeds": list(campaign.seeds),
             "campaign_seed": campaign.seed,
+            "builder_source": builder_source(campaign),
             "sessions": [],
         }
     )
@@ -219,8 +230,32 @@ def record_session(
             f"{directory}: the data of {campaign.dataset} changed since this campaign started "
             f"(fingerprint {data_fingerprint[:12]}, recorded {manifest['data_fingerprint'][:12]})"
         )
-    manifest["sessions"].append(session_manifest(command))
+    check_builder_source(campaign, manifest, directory, CampaignError)
+    session = session_manifest(command)
+    if campaign.folder is not None:  # where study verify finds the campaign's own modules
+        session["campaign_folder"] = str(campaign.folder)
+    manifest["sessions"].append(session)
     write_atomically(path, json.dumps(manifest, indent=2))
+
+
+def builder_source(campaign: Campaign) -> str | None:
+    """sha256 of a custom builder's module source (None for a built-in builder)."""
+    builder = campaign.builder
+    return source_hash(builder.function()) if isinstance(builder, CustomBuilder) else None
+
+
+def check_builder_source(
+    campaign: Campaign, manifest: dict[str, Any], directory: Path, error: type[Exception]
+) -> None:
+    """Refuse (raise `error`) a folder whose custom builder's source changed since it started:
+    its runs would no longer be the model it records."""
+    recorded, now = manifest.get("builder_source"), builder_source(campaign)
+    if recorded and now and recorded != now:
+        raise error(
+            f"model.builder: the source of {campaign.builder.name} changed since the campaign in "
+            f"{directory} started (sha256 {now[:12]}, recorded {recorded[:12]}); restore it, or "
+            "run the campaign into a new --out folder"
+        )
 
 
 def _changed_keys(before: Any, after: Any, prefix: str = "") -> list[str]:
@@ -308,7 +343,7 @@ class _TrialLoop:
         for index, proposal in enumerate(batch):
             values = c.values(proposal.values)
             key = configuration_key(values)
-            trial = self.store.trial_for(key, values)
+            trial = proposal.trial = self.store.trial_for(key, values)
             for seed in c.seeds:
                 run = _Run(index, proposal, trial, seed, key, values)
                 stored = self.store.run(trial, seed)
@@ -339,6 +374,8 @@ class _TrialLoop:
                 self._train_group([run], ended)
             else:
                 self._ended(ended, run, stored)
+        for index, proposal in enumerate(batch):  # each is told next
+            self.driver.describe(proposal, self._record(ended, index))
         return [self._outcome(ended, index) for index in range(len(batch))]
 
     def _groups(self, runs: list[_Run]) -> list[list[_Run]]:
@@ -400,6 +437,20 @@ class _TrialLoop:
             self.bar.skip(1)
         return stopped
 
+    def _record(self, ended: dict, index: int) -> ConfigurationRecord:
+        """Per seed of configuration `index` that trained: its objective's curve and best."""
+        c = self.campaign
+        histories = {seed: ended[index, seed][1] for seed in c.seeds if (index, seed) in ended}
+        return ConfigurationRecord(
+            curves={seed: list(h.get(c.objective, [])) for seed, h in histories.items()},
+            objectives={
+                seed: summarize_history(h, c.objective, c.direction).get(
+                    f"best_{c.objective}", math.nan
+                )
+                for seed, h in histories.items()
+            },
+        )
+
     def _outcome(self, ended: dict, index: int) -> tuple[float | None, str, str]:
         """A configuration's objective (mean over seeds), status and failure reason: those of
         its first run in seed order that did not complete, if one did not."""
@@ -433,6 +484,7 @@ class _TrialLoop:
 
     def _epoch_hook(self, proposal: Proposal, *, prune: bool) -> EpochHook:
         def hook(epoch: int, value: float) -> bool:
+            phases.mark("epoch")
             self.bar.epoch(epoch)
             return prune and self.driver.should_prune(proposal, epoch, value)
 
@@ -494,15 +546,25 @@ def evaluate_chosen(
         return None
     chosen = int(ranking.loc[0, "trial"])
     values = store.configurations()[chosen]
-    for seed in campaign.seeds:
-        if store.run(chosen, seed).test is None:  # else evaluated already by an earlier session
-            metrics = evaluate_run(
-                values,
-                builder=campaign.builder,
-                data=data,
-                weights_path=fetch_weights(store, directory, chosen, seed),
-            )
-            store.set_test(chosen, seed, metrics)
+    # Not evaluated yet (else by an earlier session).
+    seeds = [seed for seed in campaign.seeds if store.run(chosen, seed).test is None]
+    paths = [fetch_weights(store, directory, chosen, seed) for seed in seeds]
+    populations = store.populations()
+    if len(seeds) > 1 and all((chosen, seed) in populations for seed in seeds):
+        # They trained in a population: evaluated in one pass, the way they trained.
+        tests = evaluate_population(
+            [Member(values, seed, path) for seed, path in zip(seeds, paths, strict=True)],
+            builder=campaign.builder,
+            data=data,
+            conv=populations[chosen, seeds[0]]["conv"],
+        )
+    else:
+        tests = [
+            evaluate_run(values, builder=campaign.builder, data=data, weights_path=path)
+            for path in paths
+        ]
+    for seed, metrics in zip(seeds, tests, strict=True):
+        store.set_test(chosen, seed, metrics)
     store.set_meta("chosen_trial", chosen)
     return chosen_configuration(
         load(directory).trials,

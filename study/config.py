@@ -25,13 +25,18 @@ from search_spaces import (
     Builder,
     Choice,
     Condition,
+    CustomBuilder,
     Float,
     Int,
     KeySpec,
+    ModelSpec,
     Param,
     SearchSpace,
 )
+from search_spaces.keys import REGULARIZATION_KEYS
+from search_spaces.user_code import UserCodeError, find_function, is_import_path
 from study.data import SPEC_FORMS, DataError, find_loader, is_loader_spec
+from study.native_log import native_chatter_held
 from study.results import direction_of
 
 STRATEGIES = {
@@ -149,16 +154,15 @@ def parse_campaign(
     d = reader.section("data", tables["data"], _DATA_KEYS)
     if isinstance(d["dataset"], str) and not _is_dataset_spec(d["dataset"]):
         problems.append(f"data.dataset: {d['dataset']!r} is not a dataset (forms: {SPEC_FORMS})")
-    elif isinstance(d["dataset"], str) and is_loader_spec(d["dataset"]):
-        try:  # imports the user's module (not Keras): a typo is answered before any work
-            find_loader(d["dataset"], folder)
-        except DataError as error:
-            problems.append(str(error))
-    name = tables["model"].get("builder", "mlp")
-    if not isinstance(name, str) or name not in BUILDERS:
-        problems.append(f"model.builder: {_clip(name)} is not one of {', '.join(BUILDERS)}")
-        name = "mlp"
-    builder = BUILDERS[name]
+    # The user's modules are imported now, so that a typo is answered before any work (they
+    # may import Keras, and with it the backend's start-up chatter, held back here).
+    with native_chatter_held():
+        if isinstance(d["dataset"], str) and is_loader_spec(d["dataset"]):
+            try:
+                find_loader(d["dataset"], folder)
+            except DataError as error:
+                problems.append(str(error))
+        builder = _builder(tables, folder, problems)
     model_keys = {"builder": KeySpec(str, "mlp")} | builder.keys
     m = reader.section("model", tables["model"], model_keys)
     t = reader.section("train", tables["train"], TRAIN_KEYS)
@@ -203,6 +207,72 @@ def parse_campaign(
     )
 
 
+def _builder(tables: dict[str, Any], folder: Path | None, problems: list[str]) -> Builder:
+    """The builder `model.builder` names: a built-in one, or the user's function (imported now,
+    so that a typo is answered before any work) with the keys the campaign file types."""
+    name = tables["model"].get("builder", "mlp")
+    if isinstance(name, str) and is_import_path(name):
+        try:
+            find_function(name, folder)
+        except UserCodeError as error:
+            problems.append(f"model.builder: {name}: {error}")
+        if "preset" in tables["space"]:
+            problems.append(
+                "space.preset: presets search the built-in builders' keys; list the keys of "
+                f"{name} to search in [space]"
+            )
+        keys = _custom_keys(tables["model"], tables["space"], problems)
+        return CustomBuilder(name, keys, folder=None if folder is None else str(folder))
+    if not isinstance(name, str) or name not in BUILDERS:
+        problems.append(
+            f"model.builder: {_clip(name)} is not one of {', '.join(BUILDERS)}, nor an import "
+            "path package.module:function"
+        )
+        name = "mlp"
+    return BUILDERS[name]
+
+
+def _custom_keys(
+    model: Mapping[str, Any], space: Mapping[str, Any], problems: list[str]
+) -> dict[str, KeySpec]:
+    """A custom builder's keys: any name in [model] or [space], typed by its values (a [model]
+    value is also its default). The regularization keys keep their specs and meaning."""
+    keys: dict[str, KeySpec] = {}
+    for section, table in (("model", model), ("space", space)):
+        for name, value in table.items():
+            if name in ("builder", "preset") or (section == "space" and name in TRAIN_KEYS):
+                continue
+            key = f"{section}.{name}"
+            if name in TRAIN_KEYS:
+                problems.append(f"{key}: a training key; set it in [train]")
+            elif name in REGULARIZATION_KEYS:
+                keys[name] = REGULARIZATION_KEYS[name]
+            elif section == "model":
+                kind = _kind_of(key, value, problems)
+                keys[name] = KeySpec(kind, value, per_layer=isinstance(value, list))
+            elif name not in keys:
+                if isinstance(value, dict):
+                    value = value.get("values", [value.get("low"), value.get("high")])
+                keys[name] = KeySpec(_kind_of(key, value, problems), None)
+    return keys
+
+
+def _kind_of(key: str, value: Any, problems: list[str]) -> type:
+    """The type of a value, or of a list's values (ints among floats are floats)."""
+    values = value if isinstance(value, list) else [value]
+    kinds = {type(v) for v in values if v is not None}
+    if kinds == {int, float}:
+        return float
+    if len(kinds) == 1 and next(iter(kinds)) in (bool, int, float, str):
+        return next(iter(kinds))
+    what = "values of different types" if len(kinds) > 1 else f"{_clip(value)}"
+    problems.append(
+        f"{key}: {what}; a key of a custom builder takes one of true/false, integers, numbers "
+        "or strings (or, in [model], a list of one of them)"
+    )
+    return object
+
+
 def check_against_data(campaign: Campaign, input_shape: tuple[int, ...], task: str) -> None:
     """Problems only the data reveals: a CNN on flat features, an objective the task lacks."""
     problems = []
@@ -219,6 +289,21 @@ def check_against_data(campaign: Campaign, input_shape: tuple[int, ...], task: s
         )
     if problems:
         raise ConfigError("\n".join(problems))
+
+
+def check_custom_model(campaign: Campaign, data: Any) -> None:
+    """A custom builder's model for the first configuration (each searched key at its first
+    value or low end), built and called on two training examples: a builder that raises,
+    returns no Keras model, or whose output does not fit the data is refused before any run."""
+    builder = campaign.builder
+    if not isinstance(builder, CustomBuilder):
+        return
+    first = campaign.space.from_unit(dict.fromkeys(campaign.space.params, 0.0))
+    spec = ModelSpec(data.input_shape, data.n_outputs, data.task)
+    try:
+        builder.check(campaign.values(first), spec, data.x_train[:2])
+    except UserCodeError as error:
+        raise ConfigError(f"model.builder: {builder.name}: {error}") from None
 
 
 def _combination_problems(

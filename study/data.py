@@ -8,20 +8,24 @@ int64 in [0, n_outputs); regression targets are float32 (N,) or (N, k).
 
 from __future__ import annotations
 
-import contextlib
 import gzip
 import hashlib
-import importlib
-import sys
-import sysconfig
-import traceback
 import zipfile
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from search_spaces.user_code import (
+    UserCodeError,
+    find_function,
+    importable_from,
+    is_import_path,
+    one_line,
+    raised,
+)
 
 __all__ = [
     "DEBIAN_FASHION_MNIST",
@@ -49,10 +53,6 @@ _IDX_FILES = (
 _IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 # The keys of an npz file, and of the mapping a py: loader returns.
 _SPLIT_KEYS = "x, y or x_train, y_train, x_test, y_test"
-# Frames in these folders are library code, not the user's, in a loader's traceback.
-_LIBRARY_PATHS = tuple(
-    {sysconfig.get_path(name) for name in ("stdlib", "platstdlib", "purelib", "platlib")}
-)
 _HOLDOUT_SEED = 0  # fixed, so a held-out test split never changes between campaigns
 # Class labels are 0 to K-1 (K output units): K at most MAX_CLASSES, and at most twice the number
 # of distinct labels plus 10, so that a stray label (1e9 among 0s and 1s) builds no absurd layer.
@@ -303,7 +303,7 @@ def _read_keras(name: str) -> _Raw:
         )
         raise DataError(
             f"{name}: keras.datasets.{name}.load_data() failed "
-            f"({type(e).__name__}: {_one_line(e)}); offline, {hint}"
+            f"({type(e).__name__}: {one_line(e)}); offline, {hint}"
         ) from e
     return np.asarray(x_tr), np.asarray(y_tr), np.asarray(x_te), np.asarray(y_te)
 
@@ -325,7 +325,7 @@ def _parse_idx(spec: str, path: Path) -> np.ndarray:
     try:
         raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
     except (OSError, EOFError, gzip.BadGzipFile) as e:
-        raise DataError(f"{spec}: cannot read {path}: {_one_line(e)}") from e
+        raise DataError(f"{spec}: cannot read {path}: {one_line(e)}") from e
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES:
         raise DataError(f"{spec}: {path} is not an IDX file (bad magic number {raw[:4].hex()})")
     dtype, ndim = np.dtype(_IDX_DTYPES[raw[2]]), raw[3]
@@ -344,7 +344,7 @@ def _read_npz(spec: str, path: Path) -> _Raw:
     except Exception as e:  # unreadable, not an npz at all, a damaged zip, pickled objects
         # np.load reads what is no zip archive as a pickle, and names pickles in its message
         zipped = isinstance(e, OSError) or zipfile.is_zipfile(path)
-        why = _one_line(e) if zipped else "not a zip archive, as numpy.savez writes"
+        why = one_line(e) if zipped else "not a zip archive, as numpy.savez writes"
         raise DataError(f"{spec}: cannot read {path} as .npz: {why}") from e
     raw = _named_splits(arrays)
     if raw is None:
@@ -369,7 +369,7 @@ def _read_csv(spec: str, path: Path) -> _Raw:
     try:
         df = pd.read_csv(path)
     except Exception as e:  # empty file, bad encoding, ragged rows
-        raise DataError(f"{spec}: cannot read {path} as CSV: {_one_line(e)}") from e
+        raise DataError(f"{spec}: cannot read {path} as CSV: {one_line(e)}") from e
     if len(df.columns) < 2:
         raise DataError(
             f"{spec}: {path} needs a header row with at least one feature and one label column"
@@ -379,7 +379,7 @@ def _read_csv(spec: str, path: Path) -> _Raw:
         x = df.drop(columns=[label]).to_numpy(dtype=np.float32)
         y = df[label].to_numpy(dtype=np.float64)
     except (ValueError, TypeError) as e:
-        raise DataError(f"{spec}: non-numeric value in {path}: {_one_line(e)}") from e
+        raise DataError(f"{spec}: non-numeric value in {path}: {one_line(e)}") from e
     if len(y) and np.isfinite(y).all() and np.all(np.mod(y, 1) == 0):
         y = _labels(spec, "training", y)
     return x, y, None, None
@@ -389,48 +389,25 @@ def _read_csv(spec: str, path: Path) -> _Raw:
 
 
 def is_loader_spec(spec: str) -> bool:
-    """Whether `spec` is ``py:package.module:function`` (dotted names of identifiers)."""
-    kind, _, arg = spec.partition(":")
-    module, _, function = arg.rpartition(":")
-    names = [*module.split("."), function]
-    return kind == "py" and all(name.isidentifier() for name in names)
+    """Whether `spec` is ``py:package.module:function``."""
+    kind, _, path = spec.partition(":")
+    return kind == "py" and is_import_path(path)
 
 
 def find_loader(spec: str, folder: str | Path | None = None) -> Callable[[], Any]:
     """Import the function a ``py:`` spec names (its module looked for in `folder`, then on
     sys.path) without calling it; DataError naming `data.dataset` when it cannot."""
-    module_name, _, function_name = spec.partition(":")[2].rpartition(":")
-    with _importable_from(folder):
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as e:
-            if e.name and (module_name + ".").startswith(e.name + "."):  # it, or its package
-                where = f"in {folder} or on sys.path" if folder else "on sys.path"
-                raise DataError(
-                    f"data.dataset: {spec}: module {e.name!r} not found ({where})"
-                ) from e
-            raise DataError(_raised(spec, f"importing {module_name}", e)) from e
-        except Exception as e:  # a SyntaxError, or whatever the module runs at import
-            raise DataError(_raised(spec, f"importing {module_name}", e)) from e
-    function = getattr(module, function_name, None)
-    if function is None:
-        raise DataError(
-            f"data.dataset: {spec}: module {module_name} ({getattr(module, '__file__', '?')}) "
-            f"has no function {function_name!r}"
-        )
-    if not callable(function):
-        raise DataError(
-            f"data.dataset: {spec}: {module_name}.{function_name} is a "
-            f"{type(function).__name__}, not a function"
-        )
-    return function
+    try:
+        return find_function(spec.partition(":")[2], folder)
+    except UserCodeError as e:
+        raise DataError(f"data.dataset: {spec}: {e}") from e
 
 
 def _read_py(spec: str, folder: str | Path | None) -> _Raw:
     """Call the user's loader (with no arguments) and take the splits it returns."""
     function = find_loader(spec, folder)
     name = spec.rpartition(":")[2]
-    with _importable_from(folder):  # for modules the loader imports as it runs
+    with importable_from(folder):  # for modules the loader imports as it runs
         try:
             returned = function()
         except Exception as e:
@@ -455,50 +432,10 @@ def _read_py(spec: str, folder: str | Path | None) -> _Raw:
         x_tr, y_tr, x_te, y_te = (None if a is None else np.asarray(a) for a in raw)
     except (ValueError, TypeError) as e:  # ragged lists, objects numpy cannot convert
         raise DataError(
-            f"data.dataset: {spec}: {name}() returned a value that is not an array ({_one_line(e)})"
+            f"data.dataset: {spec}: {name}() returned a value that is not an array ({one_line(e)})"
         ) from e
     return x_tr, y_tr, x_te, y_te
 
 
-@contextlib.contextmanager
-def _importable_from(folder: str | Path | None) -> Iterator[None]:
-    """`folder` first on sys.path for the duration (as a script's own folder is)."""
-    if folder is None:
-        yield
-        return
-    entry = str(folder)
-    sys.path.insert(0, entry)
-    try:
-        yield
-    finally:
-        sys.path.remove(entry)
-
-
 def _raised(spec: str, what: str, error: Exception) -> str:
-    """One line: what raised which exception, and the last frame of the user's code."""
-    message = _one_line(error)
-    text = f"data.dataset: {spec}: {what} raised {type(error).__name__}"
-    text += f": {message}" if message else ""
-    where = _user_frame(error)
-    return f"{text} (at {where})" if where else text
-
-
-def _user_frame(error: Exception) -> str:
-    """``file:line`` of the innermost frame outside this module, the standard library and the
-    installed packages (else the innermost frame): where the user's code raised."""
-    if isinstance(error, SyntaxError) and error.filename:
-        return f"{error.filename}:{error.lineno}"
-    frames = [
-        f
-        for f in traceback.extract_tb(error.__traceback__)
-        if f.filename != __file__ and not f.filename.startswith("<")
-    ]
-    own = [f for f in frames if not f.filename.startswith(_LIBRARY_PATHS)]
-    frame = (own or frames or [None])[-1]
-    return f"{frame.filename}:{frame.lineno}" if frame else ""
-
-
-def _one_line(error: Exception) -> str:
-    """A library's error message on one line (pandas ends some with a newline, others span
-    several), so that a DataError stays one line."""
-    return " ".join(str(error).split())
+    return f"data.dataset: {spec}: {raised(what, error)}"

@@ -42,7 +42,11 @@ class InProcess:
         self.campaign, self.data = campaign, data
         # How many runs one `train` call takes at most (1: one at a time), and why not more.
         self.size, self.why_not = population_size(
-            campaign.population, pruner=campaign.pruner, isolated=self.isolated, shared=shared
+            campaign.population,
+            pruner=campaign.pruner,
+            isolated=self.isolated,
+            shared=shared,
+            builder=campaign.builder,
         )
         # How populations train, "auto" resolved: what `study verify` replays (and passes here).
         self.arithmetic = dict(arithmetic or population_arithmetic(masks=campaign.population_masks))

@@ -41,7 +41,7 @@ from study.backend import determinism_enabled, has_accelerator
 from study.data import Dataset
 from study.results import CurveTracker, RunResult, Status
 from study.seeding import data_order
-from study.trial import fresh_session
+from study.trial import fresh_session, read_weights
 
 # Called after each epoch with its number (1-based), for progress bars.
 EpochCallback = Callable[[int], None]
@@ -115,6 +115,9 @@ def train_population(
         conv=conv,
     )
     model.compile(optimizer=member_optimizer(values), jit_compile=jit_compile)
+    # Built now, not while the first step is traced: TensorFlow traces a step again when its
+    # first trace created variables (one trace of the training step saved).
+    model.optimizer.build(model.trainable_variables)
     trackers = [CurveTracker(objective, direction) for _ in members]
     best_weights: list[list[np.ndarray] | None] = [None] * len(members)
     epochs, batch_size = int(values[0]["epochs"]), int(values[0]["batch_size"])
@@ -134,17 +137,7 @@ def train_population(
                 model.train_on_batch,
                 ((data.x_train[rows], data.y_train[rows], rows.shape[-1]) for rows in batches),
             )
-            # Validation metrics do not depend on the batch size (the mean loss of a batch
-            # weighted by its size is the mean over examples; the penalty is constant), so
-            # evaluate in as few steps as memory allows: fewer steps, fewer traces.
-            chunk = max(batch_size, _EVAL_BYTES // (4 * len(members) * model.widest))
-            val = _epoch_means(
-                model.test_on_batch,
-                (
-                    (data.x_val[rows], data.y_val[rows], len(rows))
-                    for rows in _slices(np.arange(len(data.x_val)), len(data.x_val), chunk)
-                ),
-            )
+            val = _evaluate(model, data.x_val, data.y_val, batch_size)
             weights = None
             for k, tracker in enumerate(trackers):
                 if not alive[k]:
@@ -192,6 +185,48 @@ def population_arithmetic(
     return {"masks": masks, "order": order, "jit_compile": bool(jit_compile), "conv": conv}
 
 
+def evaluate_population(
+    members: Sequence[Member],
+    *,
+    builder: Builder,
+    data: Dataset,
+    conv: str = "auto",
+) -> list[dict[str, float]]:
+    """The test-split metrics of trained runs that share an architecture, from their saved
+    best-epoch weights (`Member.weights_path`), in one pass of their stacked model: per member
+    what `study.trial.evaluate_run` gives (to float rounding). The pass runs eagerly: one pass
+    does not repay tracing it."""
+    values = [builder.complete(m.values) for m in members]
+    fresh_session(values[0]["precision"])
+    arithmetic = population_arithmetic(conv=conv)
+    model = StackedModel(
+        values,
+        [m.seed for m in members],  # the initial weights it draws are replaced
+        builder=builder,
+        input_shape=data.input_shape,
+        n_outputs=data.n_outputs,
+        task=data.task,
+        conv=arithmetic["conv"],
+    )
+    runs = [read_weights(m.weights_path) for m in members]
+    model.set_weights([np.stack(layer) for layer in zip(*runs, strict=True)])
+    model.compile(run_eagerly=True)
+    test = _evaluate(model, data.x_test, data.y_test, int(values[0]["batch_size"]))
+    return [{name: float(test[name][k]) for name in test} for k in range(len(members))]
+
+
+def _evaluate(model: StackedModel, x: np.ndarray, y: np.ndarray, batch_size: int):
+    """Each member's metrics on (x, y), as Keras's `evaluate` reports them. They do not depend
+    on the batch size (the mean loss of a batch weighted by its size is the mean over examples;
+    the penalty is constant), so evaluate in as few steps as memory allows: fewer steps, fewer
+    traces."""
+    chunk = max(batch_size, _EVAL_BYTES // (4 * model.size * model.widest))
+    return _epoch_means(
+        model.test_on_batch,
+        ((x[rows], y[rows], len(rows)) for rows in _slices(np.arange(len(x)), len(x), chunk)),
+    )
+
+
 _EVAL_BYTES = 64 * 2**20  # activations of one validation step, about
 
 
@@ -222,6 +257,7 @@ def population_size(
     pruner: str,
     isolated: bool = False,
     shared: bool = False,
+    builder: Builder | None = None,
 ) -> tuple[int, str]:
     """How many runs to train together for the campaign key `population`, and, when population
     training cannot apply, why (one line for the user); 1 means one run at a time.
@@ -229,11 +265,17 @@ def population_size(
     `"auto"` (the default) trains populations only where nothing asks for runs one at a time:
     not with `isolated` (`--isolate`: each run in a worker subprocess, for bounded memory) and not
     in one of several workers that `shared` a campaign (a worker would claim every waiting run).
-    An explicit K applies there too."""
+    An explicit K applies there too. A `builder` whose layers cannot be stacked (a custom
+    model, search_spaces.custom) trains one run at a time."""
     auto = setting == "auto"
     wanted = AUTO_SIZE if auto else int(setting)
     if wanted <= 1:
         return 1, ""
+    if builder is not None and not builder.stacks:
+        return 1, (
+            f"model.builder = {builder.name} is your own model; it trains one run at a time "
+            "(population training stacks the built-in builders' layers)"
+        )
     if pruner != "none":
         return 1, "pruning decides epoch by epoch per run; runs train one at a time"
     if auto and isolated:

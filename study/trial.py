@@ -17,7 +17,6 @@ import keras
 import numpy as np
 
 from search_spaces import Builder
-from search_spaces.model import build_model as _keras_model
 from study.backend import forget_traced_gradients
 from study.data import Dataset
 from study.results import CurveTracker, RunResult, Status
@@ -50,8 +49,8 @@ def fresh_session(precision: str = "float32") -> None:
 
 def build_model(values: Mapping[str, Any], builder: Builder, data: Dataset) -> keras.Model:
     """`builder`'s compiled model for complete `values` (`Builder.complete`) and `data`."""
-    return _keras_model(
-        builder, values, input_shape=data.input_shape, n_outputs=data.n_outputs, task=data.task
+    return builder.build(
+        values, input_shape=data.input_shape, n_outputs=data.n_outputs, task=data.task
     )
 
 
@@ -102,16 +101,23 @@ def train_run(
 def evaluate_run(
     values: Mapping[str, Any], *, builder: Builder, data: Dataset, weights_path: Path
 ) -> dict[str, float]:
-    """The test-split metrics of a finished run, from its saved best-epoch weights."""
+    """The test-split metrics of a finished run, from its saved best-epoch weights, evaluated
+    eagerly: one pass does not repay tracing it."""
     values = builder.complete(values)
     fresh_session(values["precision"])
     model = build_model(values, builder, data)
-    with np.load(weights_path) as saved:
-        model.set_weights([saved[f"arr_{i}"] for i in range(len(saved.files))])
+    model.set_weights(read_weights(weights_path))
+    model.run_eagerly = True
     scores = model.evaluate(
         data.x_test, data.y_test, batch_size=int(values["batch_size"]), verbose=0, return_dict=True
     )
     return {name: float(value) for name, value in scores.items()}
+
+
+def read_weights(path: Path) -> list[np.ndarray]:
+    """A run's saved weights (as `train_run` writes them), in `Builder.build`'s order."""
+    with np.load(path) as saved:
+        return [saved[f"arr_{i}"] for i in range(len(saved.files))]
 
 
 class _InOrder(keras.utils.PyDataset):

@@ -74,7 +74,7 @@ def frozen_campaign(directory: str | Path) -> Campaign:
             for name, table in resolved.items()
             if name != "space"
         }
-        base = parse_campaign(tables, source=str(path))
+        base = parse_campaign(tables, source=str(path), folder=_campaign_folder(directory))
         space = SearchSpace.from_json(json.dumps(resolved.get("space", {})))
     except (ConfigError, ValueError, TypeError, KeyError, AttributeError) as error:
         raise VerifyError(f"{path}: not a readable campaign ({error})") from None
@@ -82,6 +82,17 @@ def frozen_campaign(directory: str | Path) -> Campaign:
         raise VerifyError(f"{directory}: not a campaign folder (no {STORE_NAME})")
     fixed = {k: v for k, v in base.fixed.items() if k not in space.params}
     return dataclasses.replace(base, space=space, fixed=fixed, resolved=resolved)
+
+
+def _campaign_folder(directory: Path) -> Path | None:
+    """The campaign file's folder its last session recorded (where its own modules, a custom
+    builder or a `py:` loader, live), when it still exists."""
+    try:
+        sessions = (read_manifest(directory) or {}).get("sessions") or [{}]
+    except FolderError:
+        return None  # the damaged manifest is reported where it is read
+    folder = sessions[-1].get("campaign_folder") if isinstance(sessions[-1], dict) else None
+    return Path(folder) if isinstance(folder, str) and Path(folder).is_dir() else None
 
 
 def default_tolerance(campaign: Campaign, *, alone: bool = False) -> float:
@@ -127,7 +138,7 @@ def verify(directory: str | Path, *, n_runs: int = 3, alone: bool = False) -> li
     """Retrain `n_runs` COMPLETE runs of the campaign in `directory` and compare their curves:
     each in the population it trained in (or alone), or, with `alone`, each alone."""
     from study.backend import set_determinism
-    from study.campaign import load_campaign_data
+    from study.campaign import check_builder_source, load_campaign_data
     from study.data import DataError
 
     directory = Path(directory)
@@ -147,7 +158,8 @@ def verify(directory: str | Path, *, n_runs: int = 3, alone: bool = False) -> li
         raise VerifyError(f"{directory}: no COMPLETE run to verify yet")
     try:
         data = load_campaign_data(campaign)
-    except DataError as error:
+        check_builder_source(campaign, manifest, directory, VerifyError)
+    except (DataError, ConfigError) as error:
         raise VerifyError(str(error)) from None
     recorded = manifest.get("data_fingerprint")
     if recorded and recorded != data.fingerprint():

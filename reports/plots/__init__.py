@@ -1,4 +1,4 @@
-"""The report's figures: seaborn on matplotlib's Agg canvas, one `Plot` per figure.
+"""The report's figures: matplotlib's Agg canvas in seaborn's look, one `Plot` per figure.
 
 Each `plot_*` function draws frames computed elsewhere (`reports.diagnostics`, `reports.compare`,
 `reports.search`) onto a new `matplotlib.figure.Figure` (never pyplot, so nothing is shared
@@ -10,7 +10,7 @@ returns them in report order; it is the one place here that calls the analysis.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import pandas as pd
 
@@ -58,10 +58,13 @@ def report_plots(
     diagnosis: pd.DataFrame | None = None,
     configurations: pd.DataFrame | None = None,
     families: pd.DataFrame | None = None,
+    importance: pd.DataFrame | Callable[[], pd.DataFrame] | None = None,
     seed: int = 0,
 ) -> list[Plot]:
-    """Every figure of a campaign's report, in report order. `diagnosis`, `configurations` and
-    `families` (the comparison table) are computed unless given."""
+    """Every figure of a campaign's report, in report order. `diagnosis`, `configurations`,
+    `families` (the comparison table) and `importance` (`search.hyperparameter_importance`) are
+    computed unless given; `importance` may be given as a function that returns it, called after
+    every other figure is drawn (`reports.html` computes it in a child process meanwhile)."""
     if diagnosis is None:
         diagnosis = diagnose_runs(trials, epochs, objective=objective)
     if configurations is None:
@@ -75,7 +78,7 @@ def report_plots(
     family_labels = {f"{f} (trial {t})": t for f, t in family_best.items()}
     colors = _family_colors(family_best)
     family_palette = {f"{f} (trial {t})": colors[f] for f, t in family_best.items()}
-    return [
+    plots = [
         plot_learning_curves(epochs, best, title="Learning curves of the best configurations"),
         plot_learning_curves(
             epochs,
@@ -95,11 +98,16 @@ def report_plots(
             objective=objective,
             direction=direction,
         ),
-        plot_importance(
-            hyperparameter_importance(trials, objective=objective, searched=searched, seed=seed)
-        ),
         plot_budget_curve(
             budget_curve(trials, objective=objective, direction=direction, seed=seed),
             objective=objective,
         ),
     ]
+    if importance is None:
+        importance = hyperparameter_importance(
+            trials, objective=objective, searched=searched, seed=seed
+        )
+    elif callable(importance):
+        importance = importance()
+    plots.insert(-1, plot_importance(importance))  # drawn last, in report order
+    return plots

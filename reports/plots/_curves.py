@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import pandas as pd
-import seaborn as sns
 from matplotlib.ticker import MaxNLocator
 
 from reports.plots._base import (
@@ -13,11 +12,15 @@ from reports.plots._base import (
     Plot,
     _curve_metrics,
     _figure,
+    _key,
     _legend_outside,
     _long_curves,
+    _mean_line,
     _palette,
     _style,
 )
+
+_DASHES = {"train": (3, 2), "validation": ""}
 
 
 def plot_learning_curves(
@@ -52,23 +55,17 @@ def plot_learning_curves(
     with _style():
         figure = _figure(min(MAX_WIDTH, 4.2 * len(metrics) + 2.5), 3.8)
         axes = figure.subplots(1, len(metrics), squeeze=False)[0]
-        for i, (ax, metric) in enumerate(zip(axes, metrics, strict=True)):
-            sns.lineplot(
-                data=long[long["metric"] == metric],
-                x="epoch",
-                y="value",
-                hue="configuration",
-                hue_order=labels,
-                palette={label: colors[label] for label in labels},
-                style="split",
-                style_order=["train", "validation"],
-                dashes={"train": (3, 2), "validation": ""},
-                estimator="mean",
-                errorbar=("pi", 100) if several else None,
-                ax=ax,
-                legend=i == 0,
-            )
+        for ax, metric in zip(axes, metrics, strict=True):
+            panel = long[long["metric"] == metric]
+            for label in labels:
+                for split, dashes in _DASHES.items():
+                    rows = panel[(panel["configuration"] == label) & (panel["split"] == split)]
+                    if not rows.empty:
+                        line = dict(color=colors[label], band=several, dashes=dashes)
+                        _mean_line(ax, rows, x="epoch", y="value", **line)
             ax.set(xlabel="epoch", ylabel=metric, title=metric)
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        _legend_outside(figure, axes[0])
+        splits = [_key(s, color=".2", dashes=d) for s, d in _DASHES.items()]
+        configurations = [_key(label, color=colors[label]) for label in labels]
+        _legend_outside(figure, [_key("configuration"), *configurations, _key("split"), *splits])
     return Plot(key, title, figure, tuple(notes))

@@ -7,7 +7,9 @@ from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
-import seaborn as sns
+from matplotlib.axes import Axes
+from matplotlib.cbook import boxplot_stats
+from matplotlib.colors import Colormap, to_rgba_array
 
 from reports._format import format_number
 from reports.plots._base import (
@@ -20,7 +22,10 @@ from reports.plots._base import (
     _families,
     _family_colors,
     _figure,
+    _key,
+    _mean_line,
     _numeric,
+    _rocket,
     _strength_component,
     _style,
 )
@@ -72,28 +77,21 @@ def plot_gap_vs_strength(diagnosis: pd.DataFrame, *, gap: str = "gap_loss_best")
         for ax, (name, component, users) in zip(axes, panels, strict=True):
             families = [f for f in colors if f in set(users["family"])]
             several = users.groupby(["family", "strength"]).size().max() > 1
-            sns.lineplot(
-                data=users,
-                x="strength",
-                y=gap,
-                hue="family",
-                hue_order=families,
-                palette=colors,
-                estimator="mean",
-                errorbar=("pi", 100) if several else None,
-                marker="o",
-                ax=ax,
-            )
+            for family in families:
+                rows = users[users["family"] == family]
+                line = dict(color=colors[family], band=several, marker="o", label=family)
+                _mean_line(ax, rows, x="strength", y=gap, **line)
             if not baseline.empty:
                 ax.axhline(baseline.mean(), color="0.3", linestyle="--", label="none (baseline)")
                 if len(baseline) > 1:
                     ax.axhspan(baseline.min(), baseline.max(), color="0.5", alpha=0.12)
             if component in ("l1", "l2"):
                 ax.set_xscale("log")
-            ax.set(xlabel=name, ylabel=_GAP_LABELS.get(gap, gap), title=name)
+            ax.set(xlabel=name, title=name)
             ax.legend(fontsize="small")
             if users["strength"].nunique() < 2:
                 notes.append(f"{name}: one strength tried, points rather than lines")
+        axes[0].set_ylabel(_GAP_LABELS.get(gap, gap))  # the y-axis is shared
     return Plot(key, title, figure, tuple(notes))
 
 
@@ -132,7 +130,7 @@ def plot_heatmaps(
         axes = figure.subplots(1, 2, squeeze=False)[0]
         maps = (
             ("objective_mean", objective, "viridis" if better_high else "viridis_r"),
-            ("gap_mean", "gap (val_loss − train_loss)", "rocket_r"),
+            ("gap_mean", "gap (val_loss − train_loss)", _rocket(reverse=True)),
         )
         for ax, (column, label, cmap) in zip(axes, maps, strict=True):
             table = cells.pivot(index="dropout", columns="l2", values=column).astype(float)
@@ -142,7 +140,7 @@ def plot_heatmaps(
                 notes.append(f"{label}: no values to draw")
                 ax.set_axis_off()
                 continue
-            sns.heatmap(table, annot=True, fmt=".3g", cmap=cmap, ax=ax, cbar_kws={"label": label})
+            _heatmap(ax, table, cmap=cmap, label=label)
             ax.set(xlabel="l2", ylabel="dropout", title=f"{label}, mean over seeds")
             ax.tick_params(axis="y", rotation=0)
             ax.grid(False)
@@ -183,26 +181,65 @@ def plot_family_distributions(
     with _style():
         figure = _figure(min(MAX_WIDTH, 1.0 * len(order) + 3.5), 4.0)
         ax = figure.subplots()
-        sns.boxplot(
-            data=runs, x="family", y="objective", order=order, color="0.9", showfliers=False, ax=ax
-        )
-        sns.stripplot(
-            data=runs,
-            x="family",
-            y="objective",
-            order=order,
-            hue="points",
-            hue_order=["other runs", "best strength's seeds"],
-            palette={"other runs": "0.55", "best strength's seeds": "#0173b2"},
-            jitter=False,
-            dodge=False,
-            size=5,
-            ax=ax,
-        )
+        _boxes(ax, [runs.loc[runs["family"] == f, "objective"] for f in order])
+        points = runs["points"].map(_POINTS)
+        x = runs["family"].map({f: i for i, f in enumerate(order)})
+        ax.scatter(x, runs["objective"], s=25, color=points.tolist(), linewidth=0, zorder=3)
+        ax.set_xticks(range(len(order)), order)
+        ax.set_xlim(-0.5, len(order) - 0.5)
+        ax.xaxis.grid(False)
         ax.set(xlabel="family", ylabel=objective, title=title)
         ax.tick_params(axis="x", rotation=30)
         if best_trials:
-            ax.legend(fontsize="small")
-        elif ax.get_legend() is not None:
-            ax.get_legend().remove()
+            dots = dict(linestyle="", marker="o", markersize=5, markeredgewidth=0)
+            keys = [_key(label, color=color, **dots) for label, color in _POINTS.items()]
+            ax.legend(handles=keys, fontsize="small")
     return Plot(key, title, figure, tuple(notes))
+
+
+# ----------------------------------------------- seaborn 0.13's heatmap and boxplot, as drawn here
+
+_POINTS = {"other runs": "0.55", "best strength's seeds": "#0173b2"}
+_BOX_FACE, _BOX_LINE = (0.9, 0.9, 0.9), (0.54, 0.54, 0.54)  # the line: 60% of the face's lightness
+
+
+def _heatmap(ax: Axes, table: pd.DataFrame, *, cmap: str | Colormap, label: str) -> None:
+    """`table` as colored cells (blank where NaN), each annotated with its value (".3g"; dark
+    text on light cells), rows top to bottom, a colorbar labelled `label`, no spines."""
+    values = np.ma.masked_invalid(table.to_numpy(dtype=float))
+    limits = dict(vmin=values.min(), vmax=values.max())
+    mesh = ax.pcolormesh(values, cmap=cmap, **limits, linewidths=0, edgecolor="white")
+    rows, columns = values.shape
+    ax.set(xlim=(0, columns), ylim=(0, rows))
+    ax.invert_yaxis()
+    ax.figure.colorbar(mesh, ax=ax, label=label).outline.set_linewidth(0)
+    ax.set_xticks(np.arange(columns) + 0.5, list(table.columns))
+    ax.set_yticks(np.arange(rows) + 0.5, list(table.index), rotation="vertical", va="center")
+    ax.spines[:].set_visible(False)
+    mesh.update_scalarmappable()
+    blank = np.ma.getmaskarray(values)
+    for (row, column), color in zip(np.ndindex(rows, columns), mesh.get_facecolors(), strict=True):
+        if not blank[row, column]:
+            rgb = to_rgba_array(color)[0, :3]
+            linear = np.where(rgb <= 0.03928, rgb / 12.92, ((rgb + 0.055) / 1.055) ** 2.4)
+            text = ".15" if linear @ [0.2126, 0.7152, 0.0722] > 0.408 else "w"
+            value = f"{values[row, column]:.3g}"
+            ax.text(column + 0.5, row + 0.5, value, color=text, ha="center", va="center")
+
+
+def _boxes(ax: Axes, groups: list[pd.Series]) -> None:
+    """A box per group at 0, 1, ... (quartiles, whiskers to 1.5 IQR, no fliers)."""
+    stats = boxplot_stats([g.to_numpy(dtype=float) for g in groups], whis=1.5)
+    ax.bxp(
+        stats,
+        positions=range(len(groups)),
+        widths=0.8,
+        capwidths=0.4,
+        patch_artist=True,
+        manage_ticks=False,
+        showfliers=False,
+        boxprops={"facecolor": _BOX_FACE, "edgecolor": _BOX_LINE},
+        medianprops={"color": _BOX_LINE, "solid_capstyle": "butt"},
+        whiskerprops={"color": _BOX_LINE, "solid_capstyle": "butt"},
+        capprops={"color": _BOX_LINE},
+    )

@@ -8,7 +8,6 @@ from collections.abc import Collection, Sequence
 
 import numpy as np
 import pandas as pd
-import seaborn as sns
 from matplotlib.ticker import MaxNLocator
 
 from reports.plots._base import (
@@ -124,7 +123,12 @@ def plot_importance(frame: pd.DataFrame) -> Plot:
     with _style():
         figure = _figure(6.5, 0.45 * len(frame) + 1.6)
         ax = figure.subplots()
-        sns.barplot(data=frame, x="importance", y="param", color="#0173b2", ax=ax)
+        positions = np.arange(len(frame))
+        bar = "#176d9c"  # seaborn's barplot of "#0173b2": desaturated to 75%
+        ax.barh(positions - 0.4, frame["importance"], height=0.8, align="edge", color=bar)
+        ax.set_yticks(positions, frame["param"].tolist())
+        ax.set_ylim(len(frame) - 0.5, -0.5)
+        ax.yaxis.grid(False)
         ax.set(xlabel="share of permutation importance (random forest)", ylabel="", title=title)
     return Plot(key, title, figure, ())
 

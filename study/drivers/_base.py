@@ -5,6 +5,8 @@ Call order: `open()` once (creates or resumes the engine's state in the campaign
 `close()`. `ask()` may be called several times before the matching `tell()`s, so a batch of
 configurations can be trained together; it returns None when the engine has nothing to propose
 until the waiting proposals are told (KerasTuner's grid, for one, hands out two at a time).
+`describe()` comes just before each `tell()`, and `describe_chosen()` once the campaign has
+evaluated its chosen configuration: both only show the study in the engine's own viewers.
 """
 
 from __future__ import annotations
@@ -24,6 +26,17 @@ class Proposal:
 
     values: dict[str, Any]
     handle: Any = None  # the engine's own trial object
+    trial: int | None = None  # its trial number in the records, set by the trial loop
+
+
+@dataclass(frozen=True)
+class ConfigurationRecord:
+    """What the trial loop recorded of one configuration, per seed it trained: the objective
+    after each epoch (`curves`), and its best epoch's (`objectives`, as the records' `best_`
+    column)."""
+
+    curves: dict[int, list[float]]
+    objectives: dict[int, float]
 
 
 @dataclass(frozen=True)
@@ -57,11 +70,13 @@ class Driver(abc.ABC):
         *,
         chief: Chief | None = None,
         liveness: Liveness | None = None,
+        shared: bool = False,
     ) -> None:
         self.campaign = campaign
         self.directory = Path(directory)
         self.chief = chief  # None: the engine's state is in `directory`, in this process
         self.liveness = liveness
+        self.shared = shared  # other workers ask the same study
 
     @abc.abstractmethod
     def open(self) -> None:
@@ -80,6 +95,14 @@ class Driver(abc.ABC):
     def should_prune(self, proposal: Proposal, epoch: int, value: float) -> bool:
         """Report an intermediate objective; True stops the configuration (engines that prune)."""
         return False
+
+    def describe(self, proposal: Proposal, record: ConfigurationRecord) -> None:  # noqa: B027
+        """Show what was recorded of a configuration in the engine's own state, for the
+        engine's viewers; called just before its `tell`."""
+
+    def describe_chosen(self, chosen: dict[str, Any]) -> None:  # noqa: B027
+        """Show the chosen configuration (`study.records.chosen_configuration`, with its test
+        metrics) in the engine's own state, once the campaign has evaluated it."""
 
     def close(self) -> None:  # noqa: B027 (optional hook, empty by default)
         """Release the engine's resources."""

@@ -4,12 +4,21 @@ The Oracle decides what to try; our trial loop trains it (KerasTuner's Tuner wou
 best epoch's metrics). The Oracle's state lives in DIR/keras_tuner/; a trial left running by a
 killed process is sent for retry when the Oracle reloads.
 
+The folder is a KerasTuner project: a KerasTuner `BaseTuner` places the Oracle in it, reloads it
+and writes its tuner file (tuner0.json), so a KerasTuner user's own Tuner (`RandomSearch(...,
+directory=DIR, project_name="keras_tuner", overwrite=False)`) reloads every trial. Each trial's
+score is the configuration's objective (mean over its seeds); its `study_trial` metric and, in
+`results_summary()`, its message give the configuration's trial number in our records.
+
 Parallel workers use KerasTuner's chief/worker mode: the launching process serves its Oracle over
-gRPC (`serve`), and each worker's driver, given a `Chief`, asks it through an OracleClient.
+gRPC (`serve`), and each worker's driver, given a `Chief`, asks it through `_ChiefClient`.
+KerasTuner internals used are in `study.drivers._keras_tuner_private`.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import itertools
 import os
 import time
@@ -18,17 +27,16 @@ from typing import Any
 
 import grpc
 import keras_tuner as kt
-from keras_tuner.src import protos
-from keras_tuner.src.distribute.oracle_chief import OracleServicer
-from keras_tuner.src.distribute.oracle_client import OracleClient
-from keras_tuner.src.tuners.gridsearch import LinkedList
 
 from search_spaces import Bool, Choice, Fixed, Float, Int, SearchSpace
+from study.drivers import _keras_tuner_private as private
 from study.drivers._base import Chief, Driver, Proposal
 from study.results import Status
 
 ENGINE_DIR = "keras_tuner"
 _TUNER_ID = "study"
+STUDY_TRIAL = "study_trial"  # the metric that holds a trial's number in our records
+TUNER_FILE = "tuner0.json"  # KerasTuner's tuner file (BaseTuner: KERASTUNER_TUNER_ID, else tuner0)
 IDLE_POLL_S = 0.5  # how often a worker asks again when the chief's oracle has nothing yet
 CHIEF_TIMEOUT_S = 300.0  # a worker gives up on a chief that stopped answering
 
@@ -76,43 +84,27 @@ class _ResumableGridSearchOracle(kt.oracles.GridSearchOracle):
     trials and its queue), so a reloaded one fails with a KeyError: save both with its state."""
 
     def get_state(self) -> dict[str, Any]:
-        ordered = self._ordered_ids
-        return super().get_state() | {
-            "grid_position": {
-                "memory": ordered._memory,
-                "next": [[k, v] for k, v in ordered._next_index.items()],
-                "last": ordered._last_index,
-                "populate_next": self._populate_next,
-            }
-        }
+        return super().get_state() | {"grid_position": private.grid_position(self)}
 
     def set_state(self, state: dict[str, Any]) -> None:
         super().set_state(state)
-        position = state["grid_position"]
-        ordered = self._ordered_ids = LinkedList()
-        ordered._memory = list(position["memory"])
-        ordered._data_to_index = {data: i for i, data in enumerate(ordered._memory)}
-        ordered._next_index.update({k: v for k, v in position["next"]})
-        ordered._last_index = position["last"]
-        self._populate_next = list(position["populate_next"])
+        private.set_grid_position(self, state["grid_position"])
 
     def end_trial(self, trial: Any) -> None:
         super().end_trial(trial)
         self.save()  # the parent queues the trial after saving: save the queue too
 
 
-class _ChiefClient(OracleClient):
-    """KerasTuner's OracleClient, given the chief's address and the tuner id instead of reading
-    them from environment variables, with a deadline on each call."""
+class _ChiefClient:
+    """The calls of KerasTuner's OracleClient the driver makes, given the chief's address and
+    the tuner id instead of reading them from environment variables, with a deadline on each."""
 
     def __init__(self, chief: Chief, timeout_s: float = CHIEF_TIMEOUT_S) -> None:
-        self._oracle = None
-        self._protos = protos.get_service()
+        self._protos = private.oracle_messages()
         self._channel = grpc.insecure_channel(f"{chief.host}:{chief.port}")
-        self.stub = protos.get_service_grpc().OracleStub(self._channel)
+        self.stub = private.oracle_stub(self._channel)
         self.tuner_id = chief.tuner_id
         self.timeout_s = timeout_s
-        self.multi_worker, self.should_report = False, True
 
     def create_trial(self, tuner_id: str) -> Any:
         request = self._protos.CreateTrialRequest(tuner_id=tuner_id)
@@ -160,17 +152,15 @@ class KerasTunerDriver(Driver):
         else:
             oracle = kt.oracles.HyperbandOracle(max_epochs=int(c.fixed["epochs"]), **common)
         oracle.verbose = 0
-        oracle._set_project_dir(str(self.directory), ENGINE_DIR)  # the Tuner's way to place it
-        if os.path.exists(os.path.join(self.directory, ENGINE_DIR, "oracle.json")):
-            oracle.reload()
         self.oracle = oracle
+        _keep_in_project(oracle, self.directory)
 
     def serve(self, host: str) -> int:
         """Serve this process's Oracle to workers over gRPC, in a background thread, until
         `close`; returns the port. (KerasTuner's own `start_server` blocks until the search
         ends.) One server thread: the Oracle's calls run one at a time."""
         server = grpc.server(futures.ThreadPoolExecutor(max_workers=1))
-        protos.get_service_grpc().add_OracleServicer_to_server(OracleServicer(self.oracle), server)
+        private.add_oracle_servicer(self.oracle, server)
         port = server.add_insecure_port(f"{host}:0")
         server.start()
         self._server = server
@@ -185,7 +175,19 @@ class KerasTunerDriver(Driver):
         if self.chief is not None:
             self.oracle.close()
         else:  # Oracle.end_trial saves before it drops the trial from ongoing_trials
+            self._label_trials()
             self.oracle.save()
+
+    def _label_trials(self) -> None:
+        """Give each completed trial our trial number as its message, which KerasTuner's
+        `results_summary()` prints (a worker's message does not cross KerasTuner's gRPC; its
+        `study_trial` metric does)."""
+        for trial in self.oracle.trials.values():
+            if trial.message is None and trial.metrics.exists(STUDY_TRIAL):
+                number = int(trial.metrics.get_last_value(STUDY_TRIAL))
+                trial.message = _label(number, weights=True)
+                folder = os.path.join(self.directory, ENGINE_DIR, f"trial_{trial.trial_id}")
+                trial.save(os.path.join(folder, "trial.json"))  # where Oracle.reload reads it
 
     def ask(self) -> Proposal | None:
         # The oracle hands one trial per tuner id: a free id per proposal lets several be asked
@@ -223,9 +225,38 @@ class KerasTunerDriver(Driver):
         trial = proposal.handle
         self._waiting = {k: t for k, t in self._waiting.items() if t is not trial}
         if status == Status.COMPLETE and objective is not None:
-            self.oracle.update_trial(trial.trial_id, {self.campaign.objective: objective})
+            metrics = {self.campaign.objective: objective}
+            if proposal.trial is not None:
+                metrics[STUDY_TRIAL] = proposal.trial
+            self.oracle.update_trial(trial.trial_id, metrics)
             trial.status = kt.engine.trial.TrialStatus.COMPLETED
         else:
             trial.status = kt.engine.trial.TrialStatus.FAILED
             trial.message = failure or status
+            if proposal.trial is not None:
+                trial.message = f"{_label(proposal.trial)}: {trial.message}"
         self.oracle.end_trial(trial)
+
+
+def _label(number: int, *, weights: bool = False) -> str:
+    """A trial's message in KerasTuner: our trial number (and where its weights are)."""
+    where = f"; its best-epoch weights: weights/trial-{number}-seed-<seed>.npz" if weights else ""
+    return f"study trial {number}{where}"
+
+
+def _keep_in_project(oracle: kt.Oracle, directory: os.PathLike) -> None:
+    """Keep `oracle` in DIR/keras_tuner/ as a KerasTuner Tuner does, through a BaseTuner (which
+    trains nothing): it places the oracle there, and reloads the oracle's state when its tuner
+    file (tuner0.json) exists. Else the tuner file is written (`BaseTuner.save`, with the
+    oracle's state), after reloading the oracle's state of a folder started by an earlier
+    version (which wrote no tuner file)."""
+    project = os.path.join(directory, ENGINE_DIR)
+    had_tuner_file = os.path.exists(os.path.join(project, TUNER_FILE))
+    with contextlib.redirect_stdout(io.StringIO()):  # its "Reloading Tuner from ..."
+        tuner = kt.engine.base_tuner.BaseTuner(
+            oracle, directory=str(directory), project_name=ENGINE_DIR
+        )
+    if not had_tuner_file:
+        if os.path.exists(os.path.join(project, "oracle.json")):
+            oracle.reload()
+        tuner.save()

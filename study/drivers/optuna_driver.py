@@ -11,27 +11,45 @@ it, and a RUNNING trial whose worker the store says `is_gone` is failed and its 
 enqueued again, once (a trial that names no worker yet: once it is older than the store's stale
 time). Grid points are popped from the queue atomically, and a worker whose queue is empty waits
 while other live workers still run trials (one of them may die and hand its point back).
+
+What optuna-dashboard (or any Optuna client) shows of a campaign (`describe`, docs/engines.md):
+the metric's name, each trial's per-epoch curve (intermediate values, the mean over its seeds),
+our trial number, each seed's objective and curve as user attributes, and the chosen
+configuration's test metrics as a study attribute. The Optuna internals used are in
+`study.drivers._optuna_private`.
 """
 
 from __future__ import annotations
 
 import datetime
+import math
+import sqlite3
+import statistics
 import time
 import warnings
+from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 import optuna
 from optuna.trial import TrialState
 
 from search_spaces import Choice, Fixed, Float, Int, SearchSpace
-from study.drivers._base import Driver, Proposal
+from study.drivers._base import ConfigurationRecord, Driver, Proposal
+from study.drivers._optuna_private import (
+    close_storage,
+    enqueued_values,
+    pop_waiting_trial,
+    replace_intermediate_value,
+)
 from study.results import Status
+from study.seeding import derive_seed
 from study.store import is_remote
 
 ENGINE_STORE = "optuna.sqlite"
 JOURNAL_FILE = "optuna.journal"
 WAIT_S = 1.0  # how often a worker with nothing to do looks for work handed back
-_WORKER = "study:worker"  # system attribute: the worker that runs the trial
+WORKER = "worker"  # user attribute: the record store's id of the worker that runs the trial
 
 
 def suggest(trial: optuna.Trial, space: SearchSpace) -> dict[str, Any]:
@@ -53,15 +71,26 @@ def suggest(trial: optuna.Trial, space: SearchSpace) -> dict[str, Any]:
     return chosen
 
 
-def _quiet(cls):
-    """`cls` without its ExperimentalWarning (QMCSampler is stable in use, experimental in name)."""
+def _quiet(function):
+    """`function` (or class) without its ExperimentalWarning (QMCSampler, set_metric_names and
+    retried_trial_number are public and stable in use, experimental in name)."""
 
-    def make(*args, **kwargs):
+    def call(*args, **kwargs):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return cls(*args, **kwargs)
+            return function(*args, **kwargs)
 
-    return make
+    return call
+
+
+def _sqlite_connection(path: Path) -> sqlite3.Connection:
+    """A connection to DIR/optuna.sqlite in WAL mode with synchronous=NORMAL, as the record
+    store's: a commit (one per intermediate value) does not wait for the disk, about 20 ms each
+    on this project's VMs, and a killed process still loses nothing it committed."""
+    connection = sqlite3.connect(path, timeout=60, check_same_thread=False)
+    connection.execute("PRAGMA journal_mode=WAL")
+    connection.execute("PRAGMA synchronous=NORMAL")
+    return connection
 
 
 class OptunaDriver(Driver):
@@ -70,47 +99,81 @@ class OptunaDriver(Driver):
             raise TypeError("the Optuna driver needs the record store's liveness")
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         c = self.campaign
+        # Workers that share a study each draw their own sequence: with one seed they would all
+        # propose the same configurations (QMC takes its point from the study's trial count).
+        seed = c.seed
+        if self.shared:
+            seed = derive_seed(c.seed, f"sampler of worker {self.liveness.worker}", 0)
         samplers = {
-            "grid": lambda: optuna.samplers.RandomSampler(seed=c.seed),  # grid points are enqueued
-            "random": lambda: optuna.samplers.RandomSampler(seed=c.seed),
+            "grid": lambda: optuna.samplers.RandomSampler(seed=seed),  # grid points are enqueued
+            "random": lambda: optuna.samplers.RandomSampler(seed=seed),
             "quasi-random": lambda: _quiet(optuna.samplers.QMCSampler)(
                 qmc_type="halton", scramble=True, seed=c.seed, warn_independent_sampling=False
             ),
-            "tpe": lambda: optuna.samplers.TPESampler(seed=c.seed),
+            "tpe": lambda: optuna.samplers.TPESampler(seed=seed),
         }
         pruners = {
             "none": optuna.pruners.NopPruner,
-            # Compares a configuration's first seed with the median of earlier ones at the same
-            # epoch, once 2 configurations are done, from epoch 2 on.
+            # Compares a configuration's first seed with the median of completed ones (their
+            # mean over seeds, `describe`) at the same epoch, once 2 are done. Steps are epochs
+            # from 1, so the warm-up of 1 step lets it stop a configuration from epoch 1 on.
             "median": lambda: optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1),
             "hyperband": lambda: optuna.pruners.HyperbandPruner(
                 min_resource=1, max_resource=c.max_epochs
             ),
         }
         self._mine: set[int] = set()  # numbers of the trials asked here and not yet told
+        self.storage = self._open_storage()  # this driver's own reference to the study's storage
         self.study = optuna.create_study(
             study_name=c.name,
-            storage=self._storage(),
+            storage=self.storage,
             sampler=samplers[c.strategy](),
             pruner=pruners[c.pruner](),
             direction=c.direction,
             load_if_exists=True,
         )
+        self._describe_study()
         self._recover_stale()
         if c.strategy == "grid":
             for values in c.space.grid():
                 self.study.enqueue_trial(values, skip_if_exists=True)
 
-    def _storage(self) -> str | optuna.storages.BaseStorage:
+    def _open_storage(self) -> optuna.storages.BaseStorage:
         url = self.campaign.storage
         if is_remote(url):  # the only storage URL a campaign takes (study.store.check_storage)
-            return url
+            return optuna.storages.RDBStorage(url)
         journal = self.directory / JOURNAL_FILE
         if journal.exists():
             return optuna.storages.JournalStorage(
                 optuna.storages.journal.JournalFileBackend(str(journal))
             )
-        return f"sqlite:///{self.directory / ENGINE_STORE}"
+        path = self.directory / ENGINE_STORE
+        return optuna.storages.RDBStorage(
+            f"sqlite:///{path}", engine_kwargs={"creator": lambda: _sqlite_connection(path)}
+        )
+
+    def _describe_study(self) -> None:
+        """Name the metric and say once, in the study's user attributes, what the values, the
+        intermediate values and the trials' user attributes mean (docs/engines.md)."""
+        c = self.campaign
+        _quiet(self.study.set_metric_names)([c.objective])
+        curve = f"{c.objective} after epoch e, the mean over the seeds trained to epoch e"
+        if c.pruner != "none":
+            curve += "; while the first seed trains, that seed's value (the pruner decides on it)"
+        about = {
+            "value": f"mean over seeds of each seed's best-epoch {c.objective} ({c.direction})",
+            "intermediate_values": f"step e: {curve}",
+            "user_attrs": "study_trial: the configuration's trial number in the study's records "
+            "(from 1; Optuna numbers trials from 0, and may run a configuration twice); "
+            f"seed_objectives: per seed, its best-epoch {c.objective}; seed_objective_std: their "
+            "standard deviation; seed_curves: per seed, its curve; worker: the record store's id "
+            "of the worker that ran it; failure: why it failed; retry_of: the Optuna trial it "
+            "retries (its worker was gone)",
+        }
+        before = self.study.user_attrs
+        for key, text in about.items():
+            if before.get(key) != text:
+                self.study.set_user_attr(key, text)
 
     def _recover_stale(self) -> None:
         """Hand the trials of gone workers (as the record store says) back: their
@@ -120,7 +183,6 @@ class OptunaDriver(Driver):
         RUNNING that the next one recovers again (once failed, nothing would retry it), and a
         trial is retried once: a retry is enqueued only if none exists (two workers that race here
         may both enqueue one; `_take` discards the later)."""
-        storage = self.study._storage
         trials = self.study.get_trials(deepcopy=False)
         retried = {t.user_attrs["retry_of"] for t in trials if "retry_of" in t.user_attrs}
         for trial in trials:
@@ -128,13 +190,13 @@ class OptunaDriver(Driver):
                 continue
             if not self._is_abandoned(trial):
                 continue
-            values = trial.system_attrs.get("fixed_params", trial.params)
+            values = enqueued_values(trial)
             if values and trial.number not in retried:
                 self.study.enqueue_trial(values, user_attrs={"retry_of": trial.number})
             try:
-                storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL)
+                self.study.tell(trial.number, state=TrialState.FAIL, skip_if_finished=True)
             except optuna.exceptions.UpdateFinishedTrialError:
-                pass  # another worker failed it first
+                pass  # another worker finished it between the two reads
 
     def ask(self) -> Proposal | None:
         while True:
@@ -144,7 +206,7 @@ class OptunaDriver(Driver):
             if not self._is_second_retry(trial):
                 break
             self.study.tell(trial, state=TrialState.FAIL)  # another worker retries its original
-        self.study._storage.set_trial_system_attr(trial._trial_id, _WORKER, self.liveness.worker)
+        trial.set_user_attr(WORKER, self.liveness.worker)
         self._mine.add(trial.number)
         return Proposal(values=suggest(trial, self.campaign.space), handle=trial)
 
@@ -174,9 +236,9 @@ class OptunaDriver(Driver):
         """The next enqueued grid point, taken atomically (Study.ask would sample a point of its
         own when another worker empties the queue first); waits while other workers run."""
         while True:
-            trial_id = self.study._pop_waiting_trial_id()
-            if trial_id is not None:
-                return optuna.Trial(self.study, trial_id)
+            trial = pop_waiting_trial(self.study)
+            if trial is not None:
+                return trial
             if self._mine:
                 return None  # this worker's own proposals are to be told first
             self._recover_stale()
@@ -192,6 +254,39 @@ class OptunaDriver(Driver):
             return False
         proposal.handle.report(value, step=epoch)
         return proposal.handle.should_prune()
+
+    def describe(self, proposal: Proposal, record: ConfigurationRecord) -> None:
+        """The configuration's curve as the trial's intermediate values (step = epoch: the mean
+        over the seeds trained to that epoch), and our trial number, each seed's objective and
+        curve, and their spread as its user attributes."""
+        trial = proposal.handle
+        for step, value in enumerate(_mean_curve(record.curves.values()), start=1):
+            if self.campaign.pruner == "none":
+                trial.report(value, step=step)
+            else:  # replaces the first seed's value, reported for the pruner
+                replace_intermediate_value(self.storage, trial, step, value)
+        attrs = {
+            "study_trial": proposal.trial,
+            "seed_objectives": record.objectives,
+            "seed_objective_std": _spread(record.objectives.values()),
+            "seed_curves": record.curves,
+        }
+        for key, value in attrs.items():
+            trial.set_user_attr(key, _json(value))
+
+    def close(self) -> None:
+        if hasattr(self, "storage"):
+            close_storage(self.storage)
+
+    def describe_chosen(self, chosen: Mapping[str, Any]) -> None:
+        """The chosen configuration (with its test metrics) as the study's user attribute
+        "chosen", naming its Optuna trials: a finished trial takes no more attributes."""
+        numbers = [
+            t.number
+            for t in self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+            if t.user_attrs.get("study_trial") == chosen["trial"]
+        ]
+        self.study.set_user_attr("chosen", _json({**chosen, "optuna_trials": numbers}))
 
     def tell(
         self, proposal: Proposal, objective: float | None, status: str, failure: str = ""
@@ -211,7 +306,7 @@ class OptunaDriver(Driver):
         """Whether a RUNNING trial's worker is gone (the record store decides). A trial that
         names no worker yet was just taken by one (it names itself right after): abandoned
         only once that is older than the store's stale time."""
-        worker = trial.system_attrs.get(_WORKER)
+        worker = trial.user_attrs.get(WORKER)
         if worker is not None:
             return self.liveness.is_gone(worker)
         started = trial.datetime_start
@@ -220,5 +315,33 @@ class OptunaDriver(Driver):
 
 
 def _is_retry(trial: optuna.trial.FrozenTrial) -> bool:
-    # "failed_trial": a retry that Optuna's heartbeat callback made (studies of earlier versions)
-    return "retry_of" in trial.user_attrs or "failed_trial" in trial.system_attrs
+    # or a retry that Optuna's heartbeat callback made (studies of earlier versions)
+    retried = _quiet(optuna.storages.RetryHeartbeatStaleTrialCallback.retried_trial_number)
+    return "retry_of" in trial.user_attrs or retried(trial) is not None
+
+
+def _mean_curve(curves: Iterable[list[float]]) -> list[float]:
+    """Per epoch, the mean over the curves that reach it (NaN when one of them is NaN)."""
+    curves = list(curves)
+    length = max(map(len, curves), default=0)
+    return [statistics.fmean(c[e] for c in curves if e < len(c)) for e in range(length)]
+
+
+def _spread(values: Iterable[float]) -> float | None:
+    """The standard deviation of `values` (as the records' `std`: over n - 1), None unless there
+    are two or more and all are finite."""
+    values = list(values)
+    usable = len(values) > 1 and all(map(math.isfinite, values))
+    return statistics.stdev(values) if usable else None
+
+
+def _json(value: Any) -> Any:
+    """`value` as strict JSON takes it (what optuna-dashboard reads): mapping keys as strings,
+    non-finite numbers as None."""
+    if isinstance(value, Mapping):
+        return {str(k): _json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value

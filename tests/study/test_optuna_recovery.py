@@ -8,6 +8,7 @@ import optuna
 import pytest
 
 from study.config import parse_campaign
+from study.drivers._optuna_private import enqueued_values
 from study.drivers.optuna_driver import OptunaDriver
 from study.results import Status
 from study.store import RecordStore
@@ -60,10 +61,7 @@ def abandon_one(campaign, directory):
 
 def states(directory):
     study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{directory / 'optuna.sqlite'}")
-    return [
-        (t.state.name, t.system_attrs.get("fixed_params", t.params)["dropout"])
-        for t in study.get_trials()
-    ]
+    return [(t.state.name, enqueued_values(t)["dropout"]) for t in study.get_trials()]
 
 
 def test_a_dead_workers_trial_is_retried_once(tmp_path, campaign, store):

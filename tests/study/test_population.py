@@ -13,12 +13,13 @@ import study.executor
 from search_spaces import BUILDERS, MLP
 from search_spaces.stacked import member_initial_state
 from study import records
-from study.campaign import run_campaign
+from study.campaign import run_campaign, weights_path
 from study.config import ConfigError, parse_campaign
 from study.data import load_dataset
 from study.population import (
     Member,
     architecture_key,
+    evaluate_population,
     plan_populations,
     population_size,
     train_population,
@@ -135,6 +136,20 @@ def test_best_weights_evaluate_like_the_run_alone(side_by_side, digits):
         ]
         assert scores[0]["accuracy"] == pytest.approx(scores[1]["accuracy"], abs=1e-9)
         assert scores[0]["loss"] == pytest.approx(scores[1]["loss"], rel=1e-4)
+
+
+@pytest.mark.slow
+def test_one_pass_over_the_population_evaluates_like_each_run(side_by_side, digits):
+    folder, _, _ = side_by_side
+    members = [Member(TINY | v, s, folder / f"together-{s}.npz") for v, s in MEMBERS]
+    together = evaluate_population(members, builder=MLP, data=digits)
+    for member, scores in zip(members, together, strict=True):
+        alone = evaluate_run(
+            member.values, builder=MLP, data=digits, weights_path=member.weights_path
+        )
+        assert list(scores) == list(alone)  # the same metrics, in the same order
+        assert scores["accuracy"] == pytest.approx(alone["accuracy"], abs=1e-9)
+        assert scores["loss"] == pytest.approx(alone["loss"], rel=1e-5)
 
 
 CNN_MEMBERS = [  # Dropout in the blocks and the head, L1/L2, learning rates
@@ -327,7 +342,7 @@ def _curves(frames):
 @pytest.mark.slow
 @pytest.mark.parametrize("engine, masks", [("optuna", "member"), ("keras-tuner", "population")])
 def test_population_campaign_gives_the_records_of_a_sequential_one(
-    tmp_path, sequential_grid, engine, masks
+    tmp_path, sequential_grid, digits, engine, masks
 ):
     raw = tiny_campaign(campaign={"engine": engine, "population": 8, "population_masks": masks})
     campaign = parse_campaign(raw)
@@ -352,6 +367,13 @@ def test_population_campaign_gives_the_records_of_a_sequential_one(
     assert population["val_accuracy"].between(0, 1).all()
     tested = trials[trials["test_accuracy"].notna()]
     assert set(tested["trial"]) == {chosen["trial"]} and len(tested) == 2
+    # Its seeds trained together and were evaluated in one pass: as each run alone evaluates.
+    values = campaign.values(chosen["values"])
+    for seed, recorded in chosen["test"].items():
+        path = weights_path(tmp_path, chosen["trial"], seed)
+        alone = evaluate_run(values, builder=campaign.builder, data=digits, weights_path=path)
+        assert recorded["accuracy"] == pytest.approx(alone["accuracy"], abs=1e-9)
+        assert recorded["loss"] == pytest.approx(alone["loss"], rel=1e-5)
 
 
 @pytest.mark.slow

@@ -103,6 +103,27 @@ def test_bad_scale_out_flags_exit_2_naming_the_flag(
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("strategy", ["random", "tpe"])
+def test_workers_of_a_seeded_sampler_propose_their_own_configurations(
+    tmp_path, campaign_file, strategy
+):
+    """Each worker seeds its sampler for itself: with the campaign's seed alone, two workers
+    drew the same points, and max_trials = 4 trained 2 configurations twice."""
+    raw = tiny_campaign(
+        campaign={"name": "seeded", "strategy": strategy, "max_trials": 4, "seeds": [0]},
+        train={"epochs": 1},
+    )
+    raw["space"] = {"dropout": {"low": 0.0, "high": 0.5}}
+    out = tmp_path / "out"
+    result = run_study(
+        "run", str(campaign_file(raw)), "--out", str(out), "--workers", "2", "--quiet"
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    trials = records.load(out).trials
+    assert trials["param_dropout"].nunique() == 4, trials[["trial", "param_dropout"]]
+
+
+@pytest.mark.slow
 def test_three_workers_on_the_journal_file_train_the_grid_exactly_once(tmp_path, campaign_file):
     path = campaign_file(grid_campaign("journal"))
     out = tmp_path / "out"
@@ -134,7 +155,7 @@ def test_keras_tuner_workers_ask_the_chief_oracle_and_train_the_grid_exactly_onc
     result = run_study("run", str(path), "--out", str(out), "--workers", str(workers), "--quiet")
     assert result.returncode == 0, result.stderr[-3000:]
     assert "chosen: trial" in result.stdout
-    _, points = assert_records_hold_the_grid_once(out)
+    trials, points = assert_records_hold_the_grid_once(out)
     # The chief's oracle (served by the parent, saved in DIR/keras_tuner/): every trial it
     # handed out ended COMPLETED, each a distinct grid point, none left running.
     oracle = json.loads((out / "keras_tuner" / "oracle.json").read_text())
@@ -148,5 +169,8 @@ def test_keras_tuner_workers_ask_the_chief_oracle_and_train_the_grid_exactly_onc
         for t in engine_trials
     )
     assert values == points
+    # Each names its trial in our records (the workers' study_trial metric, labelled by the chief).
+    labels = sorted(int(t["message"].split()[2].rstrip(";")) for t in engine_trials)
+    assert labels == sorted(trials["trial"].unique())
     logs = [(out / "workers" / f"worker-{i}.log").read_text() for i in range(workers)]
     assert all("worker done" in log for log in logs)
