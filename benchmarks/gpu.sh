@@ -1,16 +1,19 @@
 #!/usr/bin/env bash
 # Population training on one NVIDIA GPU (H100 or H200) with JAX, no TensorFlow, no internet:
 # benchmarks/population.py on digits and on Fashion-MNIST, K = 32 and K = 128, and the small CNN
-# on a Fashion-MNIST subset (grouped convolutions), with the GPU's utilization sampled by nvidia-smi; then benchmarks/precision.py (float32 against mixed
-# precision) on digits. Figures go to docs/benchmarks.md by hand.
+# on a Fashion-MNIST subset (grouped convolutions), with the GPU's utilization sampled by
+# nvidia-smi; benchmarks/precision.py (float32 against mixed precision) on digits; and
+# benchmarks/phases.py, a whole `study run` of 16 digits runs beside the bare loop in whole
+# processes (what a user waits for). Figures go to docs/benchmarks.md by hand.
 #
 # Two steps:
 #   1. Here, on a machine with pip and the internet, in the repository's root:
 #        bash benchmarks/gpu.sh prepare
 #      downloads the wheels the GPU image lacks (Keras and the two packages it needs that the
-#      image does not hold: namex, optree; Python 3.12, x86-64) into .whl/, and copies
-#      Fashion-MNIST's IDX files into .gpu-data/. Both folders are git-ignored (.git/info/exclude).
-#      Keras-tuner and Optuna are not needed: the benchmarks call study.population directly.
+#      image does not hold: namex, optree; for `study run`, Optuna and its SQLAlchemy, Alembic,
+#      Mako and colorlog; Python 3.12, x86-64) into .whl/, and copies Fashion-MNIST's IDX files
+#      into .gpu-data/. Both folders are git-ignored (.git/info/exclude). KerasTuner is not
+#      needed: the population benchmarks call study.population, the `study run` one uses Optuna.
 #   2. On the GPU machine (the device tool: carry [".whl", ".gpu-data"], timeout_s 600):
 #        bash benchmarks/gpu.sh run
 #      installs the wheels offline into /tmp/site, then runs the benchmarks, each under a
@@ -18,11 +21,13 @@
 #      copy into docs/benchmarks.md), full.log, and smi.csv (benchmark, timestamp,
 #      utilization %, memory MiB, every 200 ms).
 #
-# The timeouts add up to 540 s (one device call may run 600 s); with the machine's start, about
-# 10 minutes of device time. Estimated, not measured: this script has not run on a GPU yet.
+# The timeouts add up to 580 s (one device call may run 600 s); with the machine's start, about
+# 12 minutes of the 15 a task is lent. Estimated, not measured: it has not run on a GPU yet.
 set -uo pipefail
 
-KERAS=3.15.1 NAMEX=0.1.0 OPTREE=0.20.0  # the versions the tests pass with here
+# The versions the tests pass with here.
+KERAS=3.15.1 NAMEX=0.1.0 OPTREE=0.20.0
+OPTUNA=5.0.0 SQLALCHEMY=2.1.9 ALEMBIC=1.20.1 MAKO=1.4.3 COLORLOG=6.12.0
 
 prepare() {
     grep -qxF "/.whl/" .git/info/exclude || echo "/.whl/" >>.git/info/exclude
@@ -30,7 +35,8 @@ prepare() {
     python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 \
         --implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 \
         --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
-        -d .whl "keras==$KERAS" "namex==$NAMEX" "optree==$OPTREE" || exit 1
+        -d .whl "keras==$KERAS" "namex==$NAMEX" "optree==$OPTREE" "optuna==$OPTUNA" \
+        "sqlalchemy==$SQLALCHEMY" "alembic==$ALEMBIC" "mako==$MAKO" "colorlog==$COLORLOG" || exit 1
     mkdir -p .gpu-data/fashion-mnist
     cp /usr/share/datasets/fashion-mnist/*-ubyte.gz .gpu-data/fashion-mnist/ || exit 1
     ls -l .whl .gpu-data/fashion-mnist
@@ -72,15 +78,18 @@ run() {
     local py=python3
     # digits: the 4 x 4 x 2 grid (32 models, 10 epochs); K = 128: 8 seeds.
     bench digits-k32 90 $py benchmarks/population.py --members 32
-    bench digits-k128 100 $py benchmarks/population.py --seeds 8 --members 128 --bare-models 16
+    bench digits-k128 90 $py benchmarks/population.py --seeds 8 --members 128 --bare-models 16
     # Fashion-MNIST, the MNIST-tutorial MLP's settings (5 epochs, batch 32); bare on a few.
     bench fashion-k32 110 $py benchmarks/population.py --dataset fashion_mnist --epochs 5 \
         --batch-size 32 --members 32 --bare-models 4
-    bench fashion-k128 110 $py benchmarks/population.py --dataset fashion_mnist --epochs 5 \
+    bench fashion-k128 100 $py benchmarks/population.py --dataset fashion_mnist --epochs 5 \
         --batch-size 32 --seeds 8 --members 128 --bare-models 4
     bench cnn-k32 80 $py benchmarks/population.py --builder cnn --dataset fashion_mnist \
         --limit 4000 --epochs 5 --members 32 --bare-models 4
-    bench precision 50 $py benchmarks/precision.py --sequential-models 4
+    bench precision 40 $py benchmarks/precision.py --sequential-models 4
+    # The whole `study run` (population = 32: one population of the 16 runs) against the bare
+    # loop, phase by phase; `study run` as `python -m study.cli` (no console script there).
+    bench phases 70 $py benchmarks/phases.py --seeds 1 --epochs 5
 }
 
 case "${1:-}" in

@@ -309,13 +309,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--repeat",
         type=int,
         default=1,
-        help="rounds of all six contenders; the median per contender is reported",
+        help="rounds of all the contenders; the median per contender is reported",
     )
     parser.add_argument(
         "--rotate",
         action="store_true",
         help="start round r at the r-th contender (order otherwise kept), so that "
         "with --repeat 5 each contender runs once in each position",
+    )
+    parser.add_argument(
+        "--contenders",
+        nargs="+",
+        choices=CONTENDERS,
+        default=list(CONTENDERS),
+        help="which to run (default all; bare is always run: the ratios divide by it)",
     )
     parser.add_argument(
         "--no-gc-freeze",
@@ -327,6 +334,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.repeat < 1 or args.epochs < 1 or len(set(args.seeds)) != len(args.seeds):
         parser.error("--repeat and --epochs must be >= 1, and --seeds distinct")
 
+    contenders = [name for name in CONTENDERS if name == "bare" or name in args.contenders]
     quiet()
     setup = Setup(args.epochs, args.seeds, args.batch_size)
     n_runs = len(setup.grid) * len(setup.seeds)
@@ -339,11 +347,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     warm_up(setup)
 
-    times: dict[str, list[float]] = {name: [] for name in CONTENDERS}
-    scores: dict[str, list[float]] = {name: [] for name in CONTENDERS}
+    times: dict[str, list[float]] = {name: [] for name in contenders}
+    scores: dict[str, list[float]] = {name: [] for name in contenders}
     for round_ in range(1, args.repeat + 1):
-        shift = (round_ - 1) % len(CONTENDERS) if args.rotate else 0
-        for name in CONTENDERS[shift:] + CONTENDERS[:shift]:
+        shift = (round_ - 1) % len(contenders) if args.rotate else 0
+        for name in contenders[shift:] + contenders[:shift]:
             keras.utils.clear_session()
             if args.gc_freeze:  # see the module docstring: level the field for each contender
                 gc.collect()
@@ -360,7 +368,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 flush=True,
             )
 
-    median = {name: statistics.median(times[name]) for name in CONTENDERS}
+    median = {name: statistics.median(times[name]) for name in contenders}
     print()
     spread = args.repeat > 1
     print(
@@ -368,7 +376,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         + (f" {'min..max s':>13}" if spread else "")
         + f" {'s/fit':>7} {'x bare':>7}  {'best ' + OBJECTIVE:>18}  target <= {TARGET:.2f}x"
     )
-    for name in CONTENDERS:
+    for name in contenders:
         ratio = median[name] / median["bare"]
         verdict = ("met" if ratio <= TARGET else "MISSED") if name in OURS else ""
         between = f" {min(times[name]):6.2f}..{max(times[name]):<6.2f}" if spread else ""

@@ -156,7 +156,8 @@ def main() -> None:
     if args.bare_child:
         return bare_child(args.epochs, args.seeds, args.bare_child)
     env = os.environ | {"TF_CPP_MIN_LOG_LEVEL": "3"}
-    study = str(Path(sys.executable).with_name("study"))
+    script = Path(sys.executable).with_name("study")  # the command as pip installs it
+    study = [str(script)] if script.exists() else [sys.executable, "-m", "study.cli"]
     print(
         f"{16 * args.seeds} runs x {args.epochs} epochs; load average at start "
         f"{os.getloadavg()[0]:.2f}",
@@ -173,7 +174,7 @@ def main() -> None:
         for repetition in range(args.repeat):
             out, marks_path = folder / f"out-{repetition}", folder / f"study-{repetition}.json"
             ours = timed_process(
-                [study, "run", str(campaign), "--out", str(out), "--quiet"],
+                [*study, "run", str(campaign), "--out", str(out), "--quiet"],
                 env | {"STUDY_PHASES": str(marks_path)},
                 marks_path,
             )

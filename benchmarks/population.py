@@ -10,6 +10,8 @@ Dropout), on the same train/validation split.
 - `population`: `study.population.train_population` of all models at once, in chunks of
   `--members` (everything the trial loop gets: per-member curves, divergence checks, best-epoch
   weights kept in memory), each member's Dropout masks its own (`masks="member"`).
+- `population-1m`: the same with one Dropout draw for all members (`masks="population"`),
+  each member in its own order: what exact masks cost.
 - `population-1`: the same with one Dropout draw for all members (`masks="population"`) and
   one order of the examples for all (`order="shared"`).
 - `train-run` (with `--train-run`): `study.trial.train_run` per model, the sequential path of
@@ -85,7 +87,9 @@ def bare(models, data, builder: Builder) -> list[float]:
     return finals
 
 
-def population(models, data, builder: Builder, members: int, fast: bool = False) -> list[float]:
+def population(
+    models, data, builder: Builder, members: int, masks: str = "member", order: str = "member"
+) -> list[float]:
     finals = []
     for begin in range(0, len(models), members):
         chunk = [Member(v, s) for v, s in models[begin : begin + members]]
@@ -95,8 +99,8 @@ def population(models, data, builder: Builder, members: int, fast: bool = False)
             data=data,
             objective="val_accuracy",
             direction="maximize",
-            masks="population" if fast else "member",
-            order="shared" if fast else "member",
+            masks=masks,
+            order=order,
         )
         finals += [r.history["val_accuracy"][-1] for r in results]
     return finals
@@ -167,9 +171,14 @@ def main() -> None:
     pop_wall, pop_finals = timed(
         "population", lambda: population(models, data, builder, args.members), len(models)
     )
+    one_mask_wall, one_mask_finals = timed(
+        "population-1m",
+        lambda: population(models, data, builder, args.members, masks="population"),
+        len(models),
+    )
     fast_wall, fast_finals = timed(
         "population-1",
-        lambda: population(models, data, builder, args.members, fast=True),
+        lambda: population(models, data, builder, args.members, "population", "shared"),
         len(models),
     )
     if args.train_run:
@@ -179,6 +188,7 @@ def main() -> None:
         print(f"train-run / bare: {run_wall / bare_wall * len(models) / n_bare:.3f}x the time")
     for name, wall, finals in [
         ("population", pop_wall, pop_finals),
+        ("population-1m", one_mask_wall, one_mask_finals),
         ("population-1", fast_wall, fast_finals),
     ]:
         speed_up = (bare_wall / n_bare) / (wall / len(models))

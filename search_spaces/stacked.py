@@ -35,10 +35,11 @@ from search_spaces.architecture import (
 from search_spaces.regularizers import regularizer_family
 
 # Dropout masks: "member" draws each member's masks from the seed generators its own sequential
-# model would own (the same masks as `train_run`; one random op per member and Dropout layer);
-# "population" draws all members' masks at once from one generator seeded by their seeds (one
-# op per Dropout layer: faster to trace and to run; the masks differ from `train_run`'s, so
-# members with Dropout match their sequential runs in distribution, not curve for curve).
+# model would own (the same masks as `train_run`; one random op per member and Dropout layer,
+# on TensorFlow the rest batched: `_member_dropout_tf`); "population" draws all members' masks
+# at once from one generator seeded by their seeds (one op per Dropout layer: a little faster to
+# trace and to run; the masks differ from `train_run`'s, so members with Dropout match their
+# sequential runs in distribution, not curve for curve).
 MASKS = ("member", "population")
 
 # Convolutions: "loop" convolves member by member (one op per member and layer: the fastest on
@@ -126,6 +127,10 @@ class StackedModel(keras.Model):
         }
         self.seed_generators = []
         self._generator_index: dict[tuple[str, int], int] = {}
+        # On TensorFlow, "member" masks come from one step counter per layer and the members'
+        # seeds (`_member_dropout_tf`): member k's generator would hold [seed k, step].
+        self._batched_member_masks = masks == "member" and keras.backend.backend() == "tensorflow"
+        self._member_seeds: dict[str, np.ndarray] = {}
         for name, rates in self.rates.items():
             members = [k for k in range(self.size) if rates[k] > 0]
             if masks == "population" and members:  # one draw for all members
@@ -133,6 +138,14 @@ class StackedModel(keras.Model):
                 seed = int(np.random.default_rng(member_seeds).integers(1, 2**31))
                 self._generator_index[name, -1] = len(self.seed_generators)
                 self.seed_generators.append(keras.random.SeedGenerator(seed))
+            if self._batched_member_masks and members:
+                self._member_seeds[name] = np.asarray(
+                    [[inits[k]["dropout_seeds"].get(name, 0), 0] for k in range(self.size)],
+                    "int64",
+                )
+                self._generator_index[name, -1] = len(self.seed_generators)
+                self.seed_generators.append(keras.random.SeedGenerator(0))  # state: [0, step]
+                continue
             for k in members if masks == "member" else ():
                 self._generator_index[name, k] = len(self.seed_generators)
                 self.seed_generators.append(
@@ -225,6 +238,8 @@ class StackedModel(keras.Model):
             generator = self.seed_generators[self._generator_index[layer.name, -1]]
             keep = keras.random.uniform(shape, seed=generator) < keep_rates
             return ops.where(keep, x / keep_rates, ops.zeros_like(x)), False
+        if self._batched_member_masks:
+            return self._member_dropout_tf(x, layer, shared), False
         parts = []
         for k, rate in enumerate(rates):
             part = x if shared else x[k]
@@ -235,6 +250,35 @@ class StackedModel(keras.Model):
                 part = keras.random.dropout(part, rate, noise_shape=noise, seed=generator)
             parts.append(part)
         return ops.stack(parts), False
+
+    def _member_dropout_tf(self, x: Any, layer: Dropout, shared: bool) -> Any:
+        """Each member's Dropout as `keras.random.dropout` does it on TensorFlow, member by member
+        (`tf.nn.experimental.stateless_dropout` with the seed its generator draws: a uniform draw
+        kept where >= rate, kept values times 1 / (1 - rate)), to the bit: one draw per member,
+        the seeds, comparison, scaling and gradient batched (a dozen ops per member otherwise)."""
+        import tensorflow as tf
+
+        rates = self.rates[layer.name]
+        step = self.seed_generators[self._generator_index[layer.name, -1]].next()
+        seeds = self._member_seeds[layer.name] + step
+        seeds = tf.cast(tf.math.floormod(seeds, tf.int32.max - 1), "int32")  # as Keras's
+        shape = tf.shape(x)[0 if shared else 1 :]
+        if layer.spatial:  # one draw per feature map, as SpatialDropout2D
+            shape = tf.stack([shape[0], 1, 1, shape[3]])
+        uniforms = []
+        for seed, rate in zip(tf.unstack(seeds), rates, strict=True):
+            if rate == 0:  # kept: 0 >= 0
+                uniforms.append(tf.zeros(shape, x.dtype))
+                continue
+            # tf.random.stateless_uniform's ops ("auto_select" algorithm, 3), less its
+            # "* (1 - 0) + 0" (exact anyway)
+            key, counter = tf.raw_ops.StatelessRandomGetKeyCounter(seed=seed)
+            draw = tf.raw_ops.StatelessRandomUniformV2
+            uniforms.append(draw(shape=shape, key=key, counter=counter, alg=3, dtype=x.dtype))
+        per_member = (-1,) + (1,) * (len(x.shape) - (0 if shared else 1))
+        keep = tf.stack(uniforms) >= tf.reshape(tf.constant(rates, x.dtype), per_member)
+        scales = tf.reshape(tf.constant([1 / (1 - r) for r in rates], x.dtype), per_member)
+        return tf.where(keep, (x[None] if shared else x) * scales, tf.zeros((), x.dtype))
 
     def _penalty(self) -> Any:
         """Each member's L1/L2 penalty, as Keras's regularizers compute it, summed over layers."""

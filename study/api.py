@@ -7,12 +7,14 @@
     result.trials          # one row per configuration x seed (study.records)
     result.epochs          # one row per epoch of every run
     result.report          # the HTML report's path
+    result.model()         # the chosen configuration's trained Keras model (best seed)
     study.load("runs/mine")  # the same, for a finished or an interrupted folder
 
 Nothing here prints a traceback or exits: bad input raises the typed errors the command line
 turns into exit status 2 (`study.config.ConfigError`, `study.data.DataError`,
 `study.campaign.CampaignError`, `study.records.FolderError`, `study.store.StoreError`,
-`reports.html.ReportError`). Progress shows as `study run`'s does (a widget in Jupyter).
+`reports.html.ReportError`, `study.models.ModelError`). Progress shows as `study run`'s does
+(a widget in Jupyter).
 """
 
 from __future__ import annotations
@@ -36,6 +38,17 @@ class Result:
     trials: pd.DataFrame
     epochs: pd.DataFrame
     report: Path | None  # None until a report is written
+
+    def model(self, trial: int | None = None, seed: int | None = None) -> Any:
+        """A run's compiled Keras model with its best-epoch weights (`study.models`): by
+        default the chosen configuration's, from its seed with the best value of the objective."""
+        from study.models import ModelError, trained_model
+
+        if trial is None:
+            if self.chosen is None:
+                raise ModelError(f"{self.directory}: no configuration has completed")
+            trial = int(self.chosen["trial"])
+        return trained_model(self.directory, trial, seed)
 
 
 def run(

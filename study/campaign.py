@@ -98,6 +98,7 @@ def run_campaign(
         phases.mark("evaluated")
         if chosen is not None:
             driver.describe_chosen(chosen)
+            driver.save_models(data, store)
         return chosen
     finally:
         executor.close()

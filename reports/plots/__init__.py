@@ -60,11 +60,13 @@ def report_plots(
     families: pd.DataFrame | None = None,
     importance: pd.DataFrame | Callable[[], pd.DataFrame] | None = None,
     seed: int = 0,
+    before_importance: Callable[[list[Plot]], None] | None = None,
 ) -> list[Plot]:
     """Every figure of a campaign's report, in report order. `diagnosis`, `configurations`,
     `families` (the comparison table) and `importance` (`search.hyperparameter_importance`) are
     computed unless given; `importance` may be given as a function that returns it, called after
-    every other figure is drawn (`reports.html` computes it in a child process meanwhile)."""
+    every other figure is drawn (`reports.html` computes it in a child process meanwhile), and
+    `before_importance` with those figures first (`reports.html` encodes them meanwhile)."""
     if diagnosis is None:
         diagnosis = diagnose_runs(trials, epochs, objective=objective)
     if configurations is None:
@@ -103,6 +105,8 @@ def report_plots(
             objective=objective,
         ),
     ]
+    if before_importance is not None:
+        before_importance(plots)
     if importance is None:
         importance = hyperparameter_importance(
             trials, objective=objective, searched=searched, seed=seed

@@ -104,5 +104,10 @@ class Driver(abc.ABC):
         """Show the chosen configuration (`study.records.chosen_configuration`, with its test
         metrics) in the engine's own state, once the campaign has evaluated it."""
 
+    def save_models(self, data: Any, store: Any) -> None:  # noqa: B027
+        """Write the trained models where the engine's own API loads them (KerasTuner's
+        `get_best_models`), from the records `store` and the campaign's `data`; called once the
+        campaign has chosen its configuration."""
+
     def close(self) -> None:  # noqa: B027 (optional hook, empty by default)
         """Release the engine's resources."""

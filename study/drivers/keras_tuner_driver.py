@@ -23,6 +23,7 @@ import itertools
 import os
 import time
 from concurrent import futures
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -178,6 +179,13 @@ class KerasTunerDriver(Driver):
             self._label_trials()
             self.oracle.save()
 
+    def save_models(self, data: Any, store: Any) -> None:
+        """Each completed trial's checkpoint, which KerasTuner's `get_best_models` loads with
+        the HyperModel of `study.keras_tuner_hypermodel(DIR)`."""
+        from study.models import write_keras_tuner_checkpoints
+
+        write_keras_tuner_checkpoints(self.campaign, data, store, self.directory)
+
     def _label_trials(self) -> None:
         """Give each completed trial our trial number as its message, which KerasTuner's
         `results_summary()` prints (a worker's message does not cross KerasTuner's gRPC; its
@@ -211,10 +219,7 @@ class KerasTunerDriver(Driver):
             return None
         self._waiting[tuner_id] = trial
         raw = trial.hyperparameters.values
-        values: dict[str, Any] = {}
-        for name in self.campaign.space.params:
-            if name in raw and self.campaign.space.is_active(name, values):
-                values[name] = raw[name]
+        values = searched_values(raw, self.campaign.space)
         if "tuner/epochs" in raw:  # Hyperband's budget for this trial, trained from scratch
             values["epochs"] = int(raw["tuner/epochs"])
         return Proposal(values=values, handle=trial)
@@ -236,6 +241,29 @@ class KerasTunerDriver(Driver):
             if proposal.trial is not None:
                 trial.message = f"{_label(proposal.trial)}: {trial.message}"
         self.oracle.end_trial(trial)
+
+
+def searched_values(raw: dict[str, Any], space: SearchSpace) -> dict[str, Any]:
+    """A KerasTuner trial's values of the searched keys that are active (KerasTuner also holds
+    inactive conditional ones, and Hyperband's `tuner/...` keys)."""
+    values: dict[str, Any] = {}
+    for name in space.params:
+        if name in raw and space.is_active(name, values):
+            values[name] = raw[name]
+    return values
+
+
+def trial_numbers(directory: os.PathLike) -> dict[str, int]:
+    """Each completed KerasTuner trial's id in DIR/keras_tuner/, and its trial number in our
+    records (its `study_trial` metric), read from the trial files."""
+    numbers = {}
+    for path in sorted(Path(directory, ENGINE_DIR).glob("trial_*/trial.json")):
+        trial = kt.engine.trial.Trial.load(str(path))
+        if trial.status == kt.engine.trial.TrialStatus.COMPLETED and trial.metrics.exists(
+            STUDY_TRIAL
+        ):
+            numbers[trial.trial_id] = int(trial.metrics.get_last_value(STUDY_TRIAL))
+    return numbers
 
 
 def _label(number: int, *, weights: bool = False) -> str:

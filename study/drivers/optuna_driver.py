@@ -40,7 +40,7 @@ from study.drivers._optuna_private import (
     close_storage,
     enqueued_values,
     pop_waiting_trial,
-    replace_intermediate_value,
+    write_trial_values,
 )
 from study.results import Status
 from study.seeding import derive_seed
@@ -135,8 +135,18 @@ class OptunaDriver(Driver):
         self._describe_study()
         self._recover_stale()
         if c.strategy == "grid":
-            for values in c.space.grid():
-                self.study.enqueue_trial(values, skip_if_exists=True)
+            self._enqueue_grid()
+
+    def _enqueue_grid(self) -> None:
+        """Enqueue each grid point the study does not hold yet. `skip_if_exists` reads every
+        trial for each point (quadratic: 0.3 s for 16 points on SQLite); a new study in the
+        folder's own SQLite file, which no other worker shares, holds none."""
+        local = isinstance(self.storage, optuna.storages.RDBStorage) and not is_remote(
+            self.campaign.storage
+        )
+        new = local and not self.shared and not self.study.get_trials(deepcopy=False)
+        for values in self.campaign.space.grid():
+            self.study.enqueue_trial(values, skip_if_exists=not new)
 
     def _open_storage(self) -> optuna.storages.BaseStorage:
         url = self.campaign.storage
@@ -148,8 +158,12 @@ class OptunaDriver(Driver):
                 optuna.storages.journal.JournalFileBackend(str(journal))
             )
         path = self.directory / ENGINE_STORE
+        # The schema check reads Optuna's 30 migration scripts (about 0.1 s); a file this Optuna
+        # creates has its schema.
         return optuna.storages.RDBStorage(
-            f"sqlite:///{path}", engine_kwargs={"creator": lambda: _sqlite_connection(path)}
+            f"sqlite:///{path}",
+            engine_kwargs={"creator": lambda: _sqlite_connection(path)},
+            skip_compatibility_check=not path.exists(),
         )
 
     def _describe_study(self) -> None:
@@ -259,20 +273,22 @@ class OptunaDriver(Driver):
         """The configuration's curve as the trial's intermediate values (step = epoch: the mean
         over the seeds trained to that epoch), and our trial number, each seed's objective and
         curve, and their spread as its user attributes."""
-        trial = proposal.handle
-        for step, value in enumerate(_mean_curve(record.curves.values()), start=1):
-            if self.campaign.pruner == "none":
-                trial.report(value, step=step)
-            else:  # replaces the first seed's value, reported for the pruner
-                replace_intermediate_value(self.storage, trial, step, value)
+        # In one transaction of a few statements (study.drivers._optuna_private): a call per
+        # value and attribute cost about 60 ms a configuration on SQLite. A step's value
+        # replaces the first seed's, reported for the pruner.
+        curve = enumerate(_mean_curve(record.curves.values()), start=1)
         attrs = {
             "study_trial": proposal.trial,
             "seed_objectives": record.objectives,
             "seed_objective_std": _spread(record.objectives.values()),
             "seed_curves": record.curves,
         }
-        for key, value in attrs.items():
-            trial.set_user_attr(key, _json(value))
+        write_trial_values(
+            self.storage,
+            proposal.handle,
+            {step: float(value) for step, value in curve},
+            {key: _json(value) for key, value in attrs.items()},
+        )
 
     def close(self) -> None:
         if hasattr(self, "storage"):

@@ -471,3 +471,13 @@ def test_pooled_diagnoses_keep_every_row_and_renumber_trials_apart():
     assert len(pooled) == 5
     assert pooled["trial"].tolist() == [1, 1, 2, 4, 5]
     assert not pooled.duplicated(["trial", "seed"]).any()
+
+
+@pytest.mark.parametrize("df", [1.0, 1.7, 3.0, 8.4, 29.5, 250.0])
+@pytest.mark.parametrize("t", [0.0, 0.05, -0.8, 1.96, 4.5, -12.0, 60.0])
+def test_student_t_p_values_are_scipys(df, t):
+    from scipy.special import stdtr
+
+    from reports.compare import student_t_two_sided
+
+    assert student_t_two_sided(t, df) == pytest.approx(2 * stdtr(df, -abs(t)), rel=1e-10, abs=0)

@@ -106,3 +106,17 @@ def test_reports_import_nothing_heavy_until_they_draw():
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+def test_a_report_is_written_without_scipy_or_sklearn_in_its_process(grid_folder, tmp_path):
+    """Welch's p is computed without SciPy, and the importance forest (scikit-learn, which
+    imports `scipy.stats`) in a child: neither loads here."""
+    code = (
+        "import sys\n"
+        "from reports.html import write_report\n"
+        f"write_report({str(grid_folder)!r}, out={str(tmp_path / 'r.html')!r})\n"
+        "print([m for m in ('scipy', 'sklearn') if m in sys.modules])\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
+    assert (tmp_path / "r.html").stat().st_size > 0

@@ -113,6 +113,22 @@ def test_report_of_a_folder_without_a_campaign_exits_2(tmp_path, capsys):
     assert str(tmp_path) in error and "Traceback" not in error
 
 
+def test_the_cycle_collector_pauses_while_a_report_is_made_and_resumes(
+    grid_folder, tmp_path, monkeypatch
+):
+    import gc
+
+    from reports import html as report
+
+    seen, analyse = [], report.analyse
+    monkeypatch.setattr(report, "analyse", lambda r: seen.append(gc.isenabled()) or analyse(r))
+    write_report(grid_folder, out=tmp_path / "r.html")
+    assert seen == [False] and gc.isenabled()
+    with pytest.raises(report.ReportError):
+        write_report(tmp_path)  # not a campaign folder
+    assert gc.isenabled()
+
+
 @pytest.mark.slow
 def test_compare_writes_one_page_over_several_campaigns(keras_tuner, grid_folder, tmp_path):
     out = tmp_path / "both.html"

@@ -136,6 +136,25 @@ def test_report_plots_come_in_report_order_and_leave_no_global_state(case):
     assert not case.rc_changed  # the seaborn theme was applied locally only
 
 
+def test_the_figures_drawn_before_the_importance_are_handed_over_before_it_is_asked(
+    grid_records,
+):
+    trials, epochs = grid_records
+    events = []
+    empty = pd.DataFrame({"param": pd.Series(dtype=str), "importance": pd.Series(dtype=float)})
+    plots = report_plots(
+        trials,
+        epochs,
+        objective=OBJECTIVE,
+        direction=DIRECTION,
+        searched=SEARCHED["grid"],
+        importance=lambda: events.append("importance asked") or empty,
+        before_importance=lambda drawn: events.append([p.key for p in drawn]),
+    )
+    assert events == [[k for k in KEYS if k != "importance"], "importance asked"]
+    assert [p.key for p in plots] == KEYS
+
+
 @pytest.mark.parametrize("case", ["grid", "failed", "no_dropout"], indirect=True)
 def test_two_seeds_give_no_single_seed_notes(case):
     for plot in case.plots.values():

@@ -7,6 +7,7 @@ import pytest
 
 import study
 from study.config import ConfigError
+from study.models import ModelError
 from study.records import FolderError
 from tests.conftest import tiny_campaign
 
@@ -34,6 +35,30 @@ def test_load_reads_a_folder_run_by_the_command_line(finished_tiny, tmp_path):
     assert result.chosen["trial"] in set(result.trials["trial"])
     (folder / "report.html").unlink()
     assert study.load(folder).report is None
+
+
+def test_model_is_the_trained_run_it_names(finished_tiny, tmp_path):
+    """`Result.model` rebuilds a run from the folder and sets its best-epoch weights: it scores
+    on validation what the records say of that epoch, and on test what the campaign recorded."""
+    from study.campaign import load_campaign_data
+    from study.verify import frozen_campaign
+
+    folder = shutil.copytree(finished_tiny / "out", tmp_path / "out")
+    result = study.load(folder)
+    data = load_campaign_data(frozen_campaign(folder))
+    for trial in sorted(set(result.trials["trial"])):
+        row = result.trials[result.trials["trial"] == trial].iloc[0]
+        model = result.model(trial) if trial != result.chosen["trial"] else result.model()
+        val = model.evaluate(data.x_val, data.y_val, verbose=0, return_dict=True)
+        assert val["accuracy"] == pytest.approx(row["best_val_accuracy"], abs=1e-6)
+        if trial == result.chosen["trial"]:
+            test = model.evaluate(data.x_test, data.y_test, verbose=0, return_dict=True)
+            assert test["accuracy"] == pytest.approx(row["test_accuracy"], abs=1e-6)
+    with pytest.raises(ModelError, match="no trial 99"):
+        result.model(99, seed=0)
+    (folder / "weights" / f"trial-{result.chosen['trial']}-seed-0.npz").unlink()
+    with pytest.raises(ModelError, match="no best-epoch weights"):
+        result.model()
 
 
 def test_bad_input_raises_the_typed_error(tmp_path):

@@ -198,6 +198,24 @@ def test_a_batch_can_be_asked_before_it_is_told(tmp_path, engine):
     assert max(batch_sizes) > 1
 
 
+@pytest.mark.parametrize("shared", [False, True])
+def test_optuna_enqueues_each_grid_point_once_however_often_opened(tmp_path, shared):
+    """A new study enqueues its grid without looking for each point; a reopened one (or a
+    worker's) enqueues none twice."""
+    from study.drivers import make_driver
+    from study.store import RecordStore
+
+    campaign = parse_campaign(tiny_campaign())
+    store = RecordStore(tmp_path / "records.sqlite")
+    for _ in range(2):
+        driver = make_driver(campaign, tmp_path, liveness=store, shared=shared)
+        driver.open()
+        points = [t.system_attrs["fixed_params"] for t in driver.study.get_trials()]
+        driver.close()
+        assert sorted(map(str, points)) == sorted(map(str, campaign.space.grid()))
+    store.close()
+
+
 @pytest.mark.parametrize(
     "builder, population",
     [

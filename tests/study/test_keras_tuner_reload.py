@@ -5,12 +5,16 @@ import re
 
 import keras
 import keras_tuner as kt
+import numpy as np
 import pytest
 
+import study
 from study import records
-from study.campaign import run_campaign
+from study.campaign import load_campaign_data, run_campaign
 from study.config import parse_campaign
 from study.drivers.keras_tuner_driver import ENGINE_DIR, STUDY_TRIAL, TUNER_FILE
+from study.models import CHECKPOINT
+from study.verify import frozen_campaign
 from tests.conftest import tiny_campaign
 
 TUNERS = {
@@ -88,16 +92,51 @@ def test_keras_tuner_reloads_every_configuration(campaigns, capsys, strategy):
 
 
 @pytest.mark.slow
-def test_get_best_models_fails_naming_the_missing_checkpoint(campaigns):
-    """We keep best-epoch weights in study's own format (weights/*.npz), not as KerasTuner
-    checkpoints: get_best_models fails on the checkpoint file KerasTuner looks for
-    (docs/engines.md says how to load the model instead)."""
-    directory, chosen, _ = campaigns("grid")
-    tuner = reload_with_keras_tuner(directory, "grid")
-    best = tuner.oracle.get_best_trials(1)[0]
-    assert f"study trial {chosen['trial']}; its best-epoch weights: weights/trial-" in best.message
-    with pytest.raises(OSError, match=rf"trial_{best.trial_id}/checkpoint\.weights\.h5"):
-        tuner.get_best_models()
+@pytest.mark.parametrize("strategy", ["grid", "hyperband"])
+def test_get_best_models_returns_the_trained_models(campaigns, strategy):
+    """With the campaign's HyperModel, KerasTuner's `get_best_models` loads each trial's
+    checkpoint: the best seed's best-epoch weights, which score on validation what the records
+    say of that seed's best epoch."""
+    directory, chosen, trials = campaigns(strategy)
+    tuner = TUNERS[strategy](
+        hypermodel=study.keras_tuner_hypermodel(directory),
+        objective="val_accuracy",
+        directory=str(directory),
+        project_name=ENGINE_DIR,
+        overwrite=False,
+        **({"max_epochs": 2} if strategy == "hyperband" else {}),
+    )
+    data = load_campaign_data(frozen_campaign(directory))
+    best_trials = tuner.oracle.get_best_trials(2)
+    for model, trial in zip(tuner.get_best_models(2), best_trials, strict=True):
+        number = trial.metrics.get_last_value(STUDY_TRIAL)
+        runs = trials[trials["trial"] == number]
+        best = runs.loc[runs["best_val_accuracy"].idxmax()]
+        scores = model.evaluate(data.x_val, data.y_val, verbose=0, return_dict=True)
+        assert scores["accuracy"] == pytest.approx(best["best_val_accuracy"], abs=1e-6)
+        assert scores["loss"] == pytest.approx(best["best_val_loss"], rel=1e-5)
+    assert best_trials[0].metrics.get_last_value(STUDY_TRIAL) == chosen["trial"]
+    first = study.load(directory).model()  # the Python API: the same model, the same weights
+    theirs_all = tuner.get_best_models(1)[0].get_weights()
+    for mine, theirs in zip(first.get_weights(), theirs_all, strict=True):
+        np.testing.assert_array_equal(mine, theirs)
+
+
+@pytest.mark.slow
+def test_a_resumed_campaign_writes_only_the_missing_checkpoints(campaigns, tmp_path):
+    import shutil
+
+    directory, _, _ = campaigns("grid")
+    copy = tmp_path / "copy"
+    shutil.copytree(directory, copy)
+    checkpoints = sorted((copy / ENGINE_DIR).glob(f"trial_*/{CHECKPOINT}"))
+    assert len(checkpoints) == records.load(copy).trials["trial"].nunique()
+    kept = checkpoints[0].stat().st_mtime_ns
+    checkpoints[1].unlink()
+    raw = tiny_campaign(campaign={"engine": "keras-tuner", "max_trials": 3}, train={"epochs": 1})
+    run_campaign(parse_campaign(raw), copy, progress=False)  # resumes: trains nothing
+    assert checkpoints[1].exists()
+    assert checkpoints[0].stat().st_mtime_ns == kept
 
 
 @pytest.mark.slow

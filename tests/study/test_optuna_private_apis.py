@@ -13,6 +13,7 @@ from study.drivers._optuna_private import (
     enqueued_values,
     pop_waiting_trial,
     replace_intermediate_value,
+    write_trial_values,
 )
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -105,3 +106,30 @@ def test_closing_a_storage_closes_its_pooled_sqlite_connections(tmp_path):
     with uses("RDBStorage.engine (a SQLAlchemy engine) and RDBStorage.remove_session()"):
         close_storage(storage)
         assert not (tmp_path / "optuna.sqlite-wal").exists()
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "journal"])
+def test_intermediate_values_and_user_attributes_are_written_at_once(tmp_path, kind):
+    storage = storages(tmp_path)[kind]
+    study = optuna.create_study(storage=storage)
+    trial = study.ask()
+    trial.report(1.0, step=1)  # replaced
+    apis = (
+        "optuna.storages._rdb.storage._create_scoped_session, RDBStorage.scoped_session, "
+        "RDBStorage.check_trial_is_updatable, RDBStorage._set_trial_attr_without_commit, "
+        "optuna.storages._rdb.models (TrialModel, TrialIntermediateValueModel, "
+        "TrialUserAttributeModel)"
+    )
+    with uses(apis):
+        write_trial_values(
+            storage, trial, {1: 2.0, 2: float("nan"), 3: float("inf")}, {"a": [1, None], "b": 2}
+        )
+        write_trial_values(storage, trial, {3: 4.0}, {"b": 3})
+    study.tell(trial, 0.0)
+    written = study.trials[0]
+    assert written.intermediate_values[1] == 2.0 and written.intermediate_values[3] == 4.0
+    assert list(written.intermediate_values) == [1, 2, 3]
+    assert written.intermediate_values[2] != written.intermediate_values[2]  # NaN
+    assert written.user_attrs == {"a": [1, None], "b": 3}
+    with pytest.raises(RuntimeError):  # a finished trial takes no more values, as Optuna says
+        write_trial_values(storage, trial, {4: 1.0}, {})

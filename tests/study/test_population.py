@@ -95,6 +95,43 @@ def test_initial_state_is_the_builders_bit_for_bit(builder, values):
     assert dropouts == state["dropout_seeds"]
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float16"])
+@pytest.mark.parametrize("spatial", [False, True])
+@pytest.mark.parametrize("shared", [False, True])
+def test_member_masks_are_keras_dropouts_to_the_bit(shared, spatial, dtype):
+    """`masks="member"`: each member's Dropout, step after step, is `keras.random.dropout` from
+    the seed generator its own Dropout layer would own, bit for bit (no tolerance)."""
+    import keras
+
+    from search_spaces.stacked import StackedModel
+
+    builder, key = (BUILDERS["cnn"], "block_dropout") if spatial else (MLP, "dropout")
+    base = CNN | {"spatial_dropout": True} if spatial else TINY
+    rates, seeds = [0.5, 0.0, 0.1, 0.25], [3, 4, 5, 6]
+    values = [builder.complete(base | {key: r}) for r in rates]
+    model = StackedModel(
+        values, seeds, builder=builder, input_shape=(8, 8, 1), n_outputs=10, task="classification"
+    )
+    layer = next(lay for lay in model.plan if getattr(lay, "key", None) == key)
+    initial = [member_initial_state(v, s, model.plan) for v, s in zip(values, seeds, strict=True)]
+    generators = {
+        k: keras.random.SeedGenerator(initial[k]["dropout_seeds"][layer.name])
+        for k in range(len(rates))
+        if rates[k] > 0
+    }
+    sample = (4, 4, 3) if spatial else (5,)
+    rng = np.random.default_rng(0)
+    for _ in range(3):  # steps
+        x = rng.normal(size=((6,) if shared else (4, 6)) + sample).astype(dtype)
+        got, _ = model._dropout(keras.ops.convert_to_tensor(x), layer, shared, training=True)
+        for k, rate in enumerate(rates):
+            part = x if shared else x[k]
+            if rate > 0:
+                noise = (6, 1, 1, 3) if spatial else None
+                part = keras.random.dropout(part, rate, noise_shape=noise, seed=generators[k])
+            assert np.array_equal(np.asarray(got[k]), np.asarray(part))
+
+
 MEMBERS = [  # one architecture, different regularization (Dropout included) and seeds
     ({"dropout": 0.0, "l2": 0.0}, 11),
     ({"dropout": 0.0, "l2": 1e-3}, 12),

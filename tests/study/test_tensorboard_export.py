@@ -201,3 +201,19 @@ def test_damaged_space_or_a_file_in_the_way_is_refused(out, capsys):
     resolved["space"]["dropout"] = {"type": "Nope"}
     (out / "campaign.json").write_text(json.dumps(resolved))
     _refused(argv, capsys, r"campaign\.json: damaged: space", root=out)
+
+
+@pytest.mark.slow
+def test_export_does_not_import_tensorflow(out):
+    """The export writes TensorBoard's protos itself: TensorFlow's import (10 s) is not paid."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from study.cli import main; "
+        f"rc = main(['export', {str(out)!r}, '--format', 'tensorboard']); "
+        "print(rc, 'tensorflow' in sys.modules, 'keras' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.stdout.splitlines()[-1] == "0 False False", done.stderr
+    assert _load(out / "tensorboard").Runs()  # and TensorBoard reads what it wrote
