@@ -67,7 +67,8 @@ class _Models:
         from study.trial import build_model
 
         values = self.campaign.builder.complete(self.campaign.values(values))
-        key = architecture_key(values, self.campaign.builder) if reuse else None
+        stacks = reuse and self.campaign.builder.stacks  # a custom builder's keys are its own
+        key = architecture_key(values, self.campaign.builder) if stacks else None
         if key is None or key not in self._built:
             keras.mixed_precision.set_global_policy(values["precision"])
             model = build_model(values, self.campaign.builder, self.data)

@@ -123,6 +123,15 @@ def test_the_python_example_runs_with_functions_for_builder_and_loader(tmp_path,
     assert result.campaign["data"]["dataset"] == "py:custom_model:load"
     assert len(result.trials) == 2 and set(result.trials.status) == {"COMPLETE"}
     assert result.chosen["trial"] in (1, 2)
+    # The trained custom model back, and KerasTuner's checkpoints of it (one per trial).
+    from study.trial import read_weights
+
+    saved = read_weights(
+        tmp_path / "api" / "weights" / f"trial-{result.chosen['trial']}-seed-0.npz"
+    )
+    for mine, theirs in zip(result.model().get_weights(), saved, strict=True):
+        assert (mine == theirs).all()
+    assert len(list((tmp_path / "api" / "keras_tuner").glob("trial_*/checkpoint.weights.h5"))) == 2
 
 
 def test_a_lambda_is_refused_naming_the_key(tmp_path):
