@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import jinja2
 import pandas as pd
 
+from reports import ReportError
 from reports._fork import in_fork
 from reports._format import format_number
 from reports.compare import compare_families, describe_comparison, pool_diagnoses
@@ -49,10 +50,6 @@ if TYPE_CHECKING:  # reports.plots imports matplotlib: only when a report draws
     from reports.plots import Plot
 
 _TEMPLATES = Path(__file__).with_name("templates")
-
-
-class ReportError(Exception):
-    """A folder that holds no campaign, or a comparison that cannot be made."""
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ import argparse
 import os
 import shlex
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 EXPORT_FORMATS = ("csv", "json", "parquet", "tensorboard")
@@ -84,6 +85,9 @@ def _run(args: argparse.Namespace) -> int:
         f"-> {out}",
         file=sys.stderr,
     )
+    from reports.ahead import report_ahead
+
+    write_report = report_ahead()  # forked before the backend loads: a fork must precede it
     _import_backend()  # after the campaign file is validated: a typo is answered at once
     phases.mark("backend")
     from study.campaign import CampaignError, run_campaign
@@ -117,7 +121,7 @@ def _run(args: argparse.Namespace) -> int:
     except (ConfigError, DataError, CampaignError, WorkerError, StoreError, FolderError) as error:
         raise _UserError(error) from None
     _print_chosen(campaign.objective, chosen)
-    report = _write_report(out)
+    report = _write_report(out, write_report)
     phases.mark("report")
     phases.write()
     print(
@@ -264,11 +268,13 @@ def _scale_out_flags(args: argparse.Namespace) -> list[str]:
     return flags
 
 
-def _write_report(directory: str | Path) -> Path:
-    from reports.html import ReportError, write_report
+def _write_report(directory: str | Path, write: Callable[[str | Path], Path] | None = None) -> Path:
+    from reports import ReportError  # not reports.html: `study run`'s report is made elsewhere
 
+    if write is None:
+        from reports.html import write_report as write
     try:
-        return write_report(directory)
+        return write(directory)
     except ReportError as error:
         raise _UserError(error) from None
 

@@ -25,6 +25,7 @@ itself is `search_spaces.stacked.StackedModel`.
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -115,9 +116,6 @@ def train_population(
         conv=conv,
     )
     model.compile(optimizer=member_optimizer(values), jit_compile=jit_compile)
-    # Built now, not while the first step is traced: TensorFlow traces a step again when its
-    # first trace created variables (one trace of the training step saved).
-    model.optimizer.build(model.trainable_variables)
     trackers = [CurveTracker(objective, direction) for _ in members]
     best_weights: list[list[np.ndarray] | None] = [None] * len(members)
     epochs, batch_size = int(values[0]["epochs"]), int(values[0]["batch_size"])
@@ -134,7 +132,7 @@ def train_population(
             )
             batches = _slices(visits[0] if order == "shared" else visits, n, batch_size)
             train = _epoch_means(
-                model.train_on_batch,
+                model.train_batch,
                 ((data.x_train[rows], data.y_train[rows], rows.shape[-1]) for rows in batches),
             )
             val = _evaluate(model, data.x_val, data.y_val, batch_size)
@@ -222,7 +220,7 @@ def _evaluate(model: StackedModel, x: np.ndarray, y: np.ndarray, batch_size: int
     traces."""
     chunk = max(batch_size, _EVAL_BYTES // (4 * model.size * model.widest))
     return _epoch_means(
-        model.test_on_batch,
+        functools.partial(model.test_on_batch, return_dict=True),
         ((x[rows], y[rows], len(rows)) for rows in _slices(np.arange(len(x)), len(x), chunk)),
     )
 
@@ -237,12 +235,12 @@ def _slices(index: np.ndarray, n: int, size: int):
 
 
 def _epoch_means(step: Callable[..., dict], batches) -> dict[str, np.ndarray]:
-    """What Keras reports for an epoch: each metric's per-batch value (`step`, which returns one
-    batch's per-member values) averaged over the batches, weighted by their sizes."""
+    """What Keras reports for an epoch: each metric's per-batch value (`step(x, y)`, which returns
+    one batch's per-member values by name) averaged over the batches, weighted by their sizes."""
     sums: dict[str, np.ndarray] = {}
     count = 0
     for x, y, size in batches:
-        for name, value in step(x, y, return_dict=True).items():
+        for name, value in step(x, y).items():
             sums[name] = sums.get(name, 0.0) + np.asarray(value, "float64") * size
         count += size
     return {name: total / count for name, total in sums.items()}

@@ -4,11 +4,13 @@ until it draws."""
 
 from __future__ import annotations
 
+import functools
 import os
 import subprocess
 import sys
 import time
 from io import BytesIO
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,7 +19,7 @@ from matplotlib.figure import Figure
 from PIL import Image
 
 from reports import _fork
-from reports._fork import in_fork
+from reports._fork import fork_ahead, in_fork
 from reports.html import _png, _pngs
 
 pytestmark = pytest.mark.slow  # each test forks
@@ -71,6 +73,64 @@ def test_a_child_that_does_not_answer_in_time_is_replaced_by_the_parent(monkeypa
 def test_without_fork_the_parent_computes_it(monkeypatch):
     monkeypatch.setattr(_fork.multiprocessing, "get_all_start_methods", lambda: ["spawn"])
     assert in_fork(_where, 1)() == (1, os.getpid())
+
+
+_prepared_in: list[int] = []
+
+
+def _prepare() -> None:
+    _prepared_in.append(os.getpid())
+
+
+def _prepared_where() -> tuple[list[int], int]:
+    return _prepared_in, os.getpid()
+
+
+def test_work_forked_ahead_runs_in_the_child_that_prepared_it():
+    call = fork_ahead(_prepare)
+    prepared, pid = call(_prepared_where)
+    assert prepared == [pid] and pid != os.getpid()
+    assert call(_where, 1) == (1, os.getpid())  # once: a second call is computed here
+
+
+def test_work_forked_ahead_that_fails_gives_the_parents_error():
+    with pytest.raises(ValueError, match="no report"):
+        fork_ahead(_prepare)(_fails, "no report")
+
+
+def test_a_child_whose_preparation_fails_leaves_the_work_to_the_parent():
+    assert fork_ahead(functools.partial(_fails, "no matplotlib"))(_where, 1) == (1, os.getpid())
+
+
+def test_a_process_with_a_backend_loaded_does_not_fork_ahead(monkeypatch):
+    monkeypatch.setattr(_fork, "_THREADED_BACKENDS", ("a_threaded_backend",))
+    monkeypatch.setitem(sys.modules, "a_threaded_backend", object())
+    assert fork_ahead(_prepare)(_prepared_where) == ([], os.getpid())
+
+
+def test_a_child_forked_ahead_ends_with_its_parent(tmp_path):
+    """A `study run` that fails, or is killed, before its report leaves no process behind."""
+    code = (
+        "import os, time\n"
+        "from reports._fork import fork_ahead\n"
+        f"fork_ahead(lambda: open({str(tmp_path / 'child')!r}, 'w').write(str(os.getpid())))\n"
+        "time.sleep(1)\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+    child = int((tmp_path / "child").read_text())
+    for _ in range(100):
+        if not Path(f"/proc/{child}").exists() or "Z" in _state(child):
+            break
+        time.sleep(0.1)
+    else:
+        pytest.fail(f"the child {child} outlived its parent by 10 s")
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1].split()[0]
+    except OSError:  # it ended meanwhile
+        return "Z"
 
 
 def _figures() -> list[Figure]:

@@ -132,6 +132,44 @@ def test_member_masks_are_keras_dropouts_to_the_bit(shared, spatial, dtype):
             assert np.array_equal(np.asarray(got[k]), np.asarray(part))
 
 
+@pytest.mark.parametrize("shared", [False, True])
+def test_one_trace_of_the_training_step_serves_every_batch_size(digits, shared):
+    """`StackedModel.train_batch` traces once for a full and a shorter batch, and trains as
+    Keras's own `train_on_batch` does: the same weights, the same metrics (the loss of members
+    with a penalty to its last bits)."""
+    from search_spaces.stacked import StackedModel, member_optimizer
+
+    values = [MLP.complete(TINY | v) for v, _ in MEMBERS]
+    seeds = [s for _, s in MEMBERS]
+
+    def model() -> StackedModel:
+        stacked = StackedModel(
+            values,
+            seeds,
+            builder=MLP,
+            input_shape=digits.input_shape,
+            n_outputs=digits.n_outputs,
+            task="classification",
+        )
+        stacked.compile(optimizer=member_optimizer(values))
+        return stacked
+
+    ours, keras_own = model(), model()
+    rng = np.random.default_rng(0)
+    for size in (32, 32, 7, 32):  # a shorter batch between full ones
+        rows = rng.permutation(len(digits.x_train))[:size]
+        if not shared:
+            rows = np.stack([np.roll(rows, k) for k in range(len(values))])
+        x, y = digits.x_train[rows], digits.y_train[rows]
+        got, expected = ours.train_batch(x, y), keras_own.train_on_batch(x, y, return_dict=True)
+        assert got.keys() == expected.keys()
+        np.testing.assert_array_equal(got["accuracy"], expected["accuracy"])
+        np.testing.assert_allclose(got["loss"], expected["loss"], rtol=1e-6)
+    assert ours._step_for_any_batch.experimental_get_tracing_count() == 1
+    for a, b in zip(ours.get_weights(), keras_own.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
 MEMBERS = [  # one architecture, different regularization (Dropout included) and seeds
     ({"dropout": 0.0, "l2": 0.0}, 11),
     ({"dropout": 0.0, "l2": 1e-3}, 12),
