@@ -132,7 +132,7 @@ def test_member_masks_are_keras_dropouts_to_the_bit(shared, spatial, dtype):
             assert np.array_equal(np.asarray(got[k]), np.asarray(part))
 
 
-@pytest.mark.parametrize("shared", [False, True])
+@pytest.mark.parametrize("shared", [False, pytest.param(True, marks=pytest.mark.slow)])
 def test_one_trace_of_the_training_step_serves_every_batch_size(digits, shared):
     """`StackedModel.train_batch` traces once for a full and a shorter batch, and trains as
     Keras's own `train_on_batch` does: the same weights, the same metrics (the loss of members
