@@ -168,7 +168,7 @@ class StackedModel(keras.Model):
         batch size on TensorFlow. Keras traces it again for each new size: an epoch's shorter last
         batch cost a second trace, about 1 s on a 2-core CPU. The weights come out the same; the
         loss reported for members with an L1/L2 penalty can differ from that graph's in its last
-        bit (up to 7e-8 measured), the two graphs' float arithmetic not being identical."""
+        bits (docs/reproducibility.md), the two graphs' float arithmetic not being identical."""
         if keras.backend.backend() != "tensorflow":
             return self.train_on_batch(x, y, return_dict=True)
         if self._step_for_any_batch is None:
