@@ -13,9 +13,11 @@ do that process's report work later.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import multiprocessing
 import os
+import pickle
 import sys
 import threading
 from collections.abc import Callable
@@ -83,9 +85,10 @@ def fork_ahead(prepare: Callable[[], object]) -> Callable[..., Any]:
             try:
                 parent_end.send((function, args, kwargs))
                 answered, value = True, parent_end.recv()
-            except (EOFError, OSError):  # the child failed, or was stopped
-                answered = False
-        os.waitpid(child, 0)
+            except (EOFError, OSError, AttributeError, pickle.PicklingError):  # the child failed
+                answered = False  # (or was stopped), or `function` cannot be sent: a local one
+        with contextlib.suppress(ChildProcessError):  # reaped already (SIGCHLD ignored)
+            os.waitpid(child, 0)
         return value if answered else function(*args, **kwargs)  # here, where an error shows
 
     return call

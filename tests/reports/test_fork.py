@@ -98,6 +98,13 @@ def test_work_forked_ahead_that_fails_gives_the_parents_error():
         fork_ahead(_prepare)(_fails, "no report")
 
 
+def test_work_that_cannot_be_sent_to_the_child_is_done_here():
+    def local(x: int) -> tuple[int, int]:
+        return x, os.getpid()
+
+    assert fork_ahead(_prepare)(local, 1) == (1, os.getpid())
+
+
 def test_a_child_whose_preparation_fails_leaves_the_work_to_the_parent():
     assert fork_ahead(functools.partial(_fails, "no matplotlib"))(_where, 1) == (1, os.getpid())
 
