@@ -76,3 +76,11 @@ def has_accelerator() -> bool:
 
         return torch.cuda.is_available()
     return False
+
+
+def one_pass_eagerly() -> bool:
+    """Whether a single pass over a split (a test evaluation) should run eagerly rather than
+    traced: on TensorFlow it costs the same either way (0.3 s for 30 MLPs on digits) and keeps no
+    trace; on JAX each eager op compiles on its first use (3.1 s against 0.47 s jitted, two MLPs
+    on digits, a fresh process)."""
+    return keras.backend.backend() != "jax"

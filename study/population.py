@@ -38,7 +38,7 @@ import numpy as np
 
 from search_spaces import Builder
 from search_spaces.stacked import StackedModel, member_optimizer
-from study.backend import determinism_enabled, has_accelerator
+from study.backend import determinism_enabled, has_accelerator, one_pass_eagerly
 from study.data import Dataset
 from study.results import CurveTracker, RunResult, Status
 from study.seeding import data_order
@@ -192,8 +192,8 @@ def evaluate_population(
 ) -> list[dict[str, float]]:
     """The test-split metrics of trained runs that share an architecture, from their saved
     best-epoch weights (`Member.weights_path`), in one pass of their stacked model: per member
-    what `study.trial.evaluate_run` gives (to float rounding). The pass runs eagerly: one pass
-    does not repay tracing it."""
+    what `study.trial.evaluate_run` gives (to float rounding). The pass runs eagerly where one
+    pass does not repay tracing it (`one_pass_eagerly`)."""
     values = [builder.complete(m.values) for m in members]
     fresh_session(values[0]["precision"])
     arithmetic = population_arithmetic(conv=conv)
@@ -208,7 +208,7 @@ def evaluate_population(
     )
     runs = [read_weights(m.weights_path) for m in members]
     model.set_weights([np.stack(layer) for layer in zip(*runs, strict=True)])
-    model.compile(run_eagerly=True)
+    model.compile(run_eagerly=one_pass_eagerly())
     test = _evaluate(model, data.x_test, data.y_test, int(values[0]["batch_size"]))
     return [{name: float(test[name][k]) for name in test} for k in range(len(members))]
 

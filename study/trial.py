@@ -17,7 +17,7 @@ import keras
 import numpy as np
 
 from search_spaces import Builder
-from study.backend import forget_traced_gradients
+from study.backend import forget_traced_gradients, one_pass_eagerly
 from study.data import Dataset
 from study.results import CurveTracker, RunResult, Status
 from study.seeding import data_order, seed_everything
@@ -102,12 +102,12 @@ def evaluate_run(
     values: Mapping[str, Any], *, builder: Builder, data: Dataset, weights_path: Path
 ) -> dict[str, float]:
     """The test-split metrics of a finished run, from its saved best-epoch weights, evaluated
-    eagerly: one pass does not repay tracing it."""
+    eagerly where one pass does not repay tracing it (`one_pass_eagerly`)."""
     values = builder.complete(values)
     fresh_session(values["precision"])
     model = build_model(values, builder, data)
     model.set_weights(read_weights(weights_path))
-    model.run_eagerly = True
+    model.run_eagerly = one_pass_eagerly()
     scores = model.evaluate(
         data.x_test, data.y_test, batch_size=int(values["batch_size"]), verbose=0, return_dict=True
     )
