@@ -5,8 +5,8 @@ cannot fork: `reports._fork`) and none of the report's modules. `report_ahead()`
 the backend loads, forks a child that imports them (pandas, Jinja2, matplotlib, scikit-learn:
 seconds, on another core while the backend loads) and waits. The `write(directory)` it returns
 has that child write the report, as `study report` would: its own children fit the importance
-forest and encode half the figures. Where the child cannot be forked or fails, `write` writes the
-report in this process, where an error then shows.
+forest and encode figures on the other cores. Where the child cannot be forked or fails, `write`
+writes the report in this process, where an error then shows.
 """
 
 from __future__ import annotations

@@ -16,6 +16,7 @@ import gc
 import io
 import json
 import math
+import os
 import shlex
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -399,14 +400,24 @@ def _figures(
 
 
 def _pngs(figures: Sequence[Figure]) -> list[bytes]:
-    """The figures as PNGs, every other one drawn in a forked process (on two cores, half the
-    time: drawing is most of the report's work)."""
-    if len(figures) < 2:
+    """The figures as PNGs, drawn by one process per core this process may run on (this one and
+    forked children, up to one per figure: drawing is most of the report's work), the k-th of
+    n drawing every n-th figure from the k-th."""
+    n = min(len(figures), _cores())
+    if n < 2:
         return _draw(figures)
-    others = in_fork(_draw, figures[1::2])
+    others = [in_fork(_draw, figures[k::n]) for k in range(1, n)]
     pngs: list[bytes] = [b""] * len(figures)
-    pngs[::2], pngs[1::2] = _draw(figures[::2]), others()
+    pngs[::n] = _draw(figures[::n])
+    for k, result in enumerate(others, start=1):
+        pngs[k::n] = result()
     return pngs
+
+
+def _cores() -> int:
+    if hasattr(os, "sched_getaffinity"):  # the cores this process may use (a CPU set, a job)
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 def _draw(figures: Sequence[Figure]) -> list[bytes]:

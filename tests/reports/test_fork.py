@@ -18,7 +18,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from PIL import Image
 
-from reports import _fork
+from reports import _fork, html
 from reports._fork import fork_ahead, in_fork
 from reports.html import _png, _pngs
 
@@ -151,7 +151,9 @@ def _figures() -> list[Figure]:
     return figures
 
 
-def test_figures_encoded_half_in_a_child_come_back_in_order_and_as_drawn_here():
+@pytest.mark.parametrize("cores", [1, 2, 3, 8])
+def test_figures_encoded_in_children_come_back_in_order_and_as_drawn_here(monkeypatch, cores):
+    monkeypatch.setattr(html, "_cores", lambda: cores)
     pngs = _pngs(_figures())
     assert pngs == [_png(figure) for figure in _figures()]
     assert len(set(pngs)) == 3
